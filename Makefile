@@ -1,0 +1,62 @@
+# katrace: build, test, demo, bench. Generated files live in build/.
+CLANG   ?= clang
+CC      ?= cc
+BPFTOOL ?= bpftool
+ARCH    := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+BUILD   := build
+CFLAGS  ?= -O2 -g -Wall -Wextra -Wno-unused-parameter
+CPPFLAGS += -Iuser -Ibpf -I$(BUILD)
+LDLIBS  := -lbpf -lelf -lz
+
+USER_SRC := $(wildcard user/*.c)
+USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
+CORE_OBJ := $(filter-out $(BUILD)/main.o,$(USER_OBJ))
+DEPS_OK  := $(BUILD)/.deps-ok
+
+.PHONY: all deps test unit demo bench clean
+all: katrace
+
+# Missing packages are installed once; the stamp keeps later builds quiet.
+$(DEPS_OK): tools/install-deps.sh
+	@mkdir -p $(BUILD)
+	./tools/install-deps.sh
+	@touch $@
+deps: $(DEPS_OK)
+
+$(BUILD)/vmlinux.h: | $(DEPS_OK)
+	@mkdir -p $(BUILD)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/katrace.bpf.o: bpf/katrace.bpf.c bpf/katrace.h $(BUILD)/vmlinux.h
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -c $< -o $@
+
+$(BUILD)/katrace.skel.h: $(BUILD)/katrace.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: user/%.c $(wildcard user/*.h) bpf/katrace.h | $(DEPS_OK)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/loader.o: $(BUILD)/katrace.skel.h
+
+katrace: $(USER_OBJ)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests: pure logic, no root, no BPF.
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+$(BUILD)/unit/%: tests/unit/%.c $(filter-out $(BUILD)/loader.o,$(CORE_OBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $^ $(LDLIBS) -o $@
+unit: $(UNIT_BIN)
+
+test: katrace unit
+	python3 tests/run.py
+
+demo: katrace
+	./tools/racelab --demo
+
+bench: katrace
+	./tools/bench
+
+clean:
+	rm -rf $(BUILD) katrace

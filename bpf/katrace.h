@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Event records shared by the BPF programs (bpf/) and the reader (user/).
+ * Every record starts with struct event_hdr; its type says which of the
+ * structs below follows. Records are fixed-size per type so that a capture
+ * file can be replayed by a reader of the same format version.
+ */
+#ifndef KATRACE_H
+#define KATRACE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TASK_COMM_LEN   16
+#define MAX_STATES      12   /* state path kept per connection */
+#define MAX_PAYLOAD     192  /* bytes of a segment's or buffer's start kept */
+
+enum event_type {
+	EV_CLOSE   = 1,	/* first close transition out of ESTABLISHED */
+	EV_DESTROY = 2,	/* the kernel freed the socket: the connection is over */
+	EV_RESET   = 3,	/* a RST was sent or received */
+	EV_DATA    = 4,	/* start of a send/receive buffer, for the HTTP join */
+};
+
+enum conn_role { ROLE_UNKNOWN = 0, ROLE_SERVER = 1, ROLE_CLIENT = 2 };
+
+enum closed_by {
+	CLOSED_NONE = 0, CLOSED_LOCAL_FIN, CLOSED_PEER_FIN,
+	CLOSED_LOCAL_RST, CLOSED_PEER_RST,
+};
+
+/* What the kernel handed tcp_send_reset as its socket. */
+enum rst_sock { RST_SK_NONE = 0, RST_SK_FULL = 1, RST_SK_TIMEWAIT = 2, RST_SK_REQUEST = 3 };
+
+enum data_dir { DIR_IN = 0, DIR_OUT = 1 };
+
+/* Addresses as the socket sees them: "local" is this host's end. IPv4 is
+ * kept in the first 4 bytes of the 16. */
+struct tuple {
+	__u8  laddr[16];
+	__u8  raddr[16];
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 lport;		/* host byte order */
+	__u16 rport;
+	__u16 _pad;
+};
+
+/* One connection as the BPF connection table holds it. */
+struct conn {
+	__u64 sk;		/* kernel address: the key while the socket lives */
+	__u64 start_ns;		/* ESTABLISHED (0: it was open before katrace) */
+	__u64 close_ns;		/* first close transition */
+	__u64 last_send_ns;	/* last send(2)-family call that moved data */
+	__u64 last_recv_ns;	/* last recv(2)-family call that moved data */
+	__u64 bytes_in;		/* from tcp_sock at the time of the event */
+	__u64 bytes_out;
+	struct tuple t;
+	__u32 tgid;		/* owner, set only from process context */
+	__u8  role;		/* enum conn_role */
+	__u8  closed_by;	/* enum closed_by */
+	__u8  nstates;
+	__u8  _pad;
+	__u8  states[MAX_STATES];	/* TCP_* values, first is the state at start */
+	char  comm[TASK_COMM_LEN];
+};
+
+struct event_hdr {
+	__u32 type;		/* enum event_type */
+	__u32 cpu;
+	__u64 ts_ns;		/* CLOCK_MONOTONIC, taken in BPF */
+};
+
+struct conn_event {
+	struct event_hdr h;
+	struct conn c;
+};
+
+struct reset_event {
+	struct event_hdr h;
+	__u64 sk;		/* 0 when no socket was found */
+	struct tuple t;		/* from the socket, else from the segment */
+	__s32 reason;		/* raw enum sk_rst_reason value, -1 when unknown */
+	__u8  sent;		/* 1: tcp_send_reset, 0: tcp_receive_reset */
+	__u8  sk_kind;		/* enum rst_sock */
+	__u16 payload_len;	/* bytes captured into payload */
+	__u32 seg_len;		/* TCP payload length of the segment that caused it */
+	__u32 tgid;		/* owner when the socket is in the table */
+	char  comm[TASK_COMM_LEN];
+	__u8  payload[MAX_PAYLOAD];
+};
+
+struct data_event {
+	struct event_hdr h;
+	__u64 sk;
+	__u32 tgid;
+	__u32 len;		/* bytes the call moved */
+	__u8  dir;		/* enum data_dir */
+	__u8  _pad;
+	__u16 payload_len;
+	char  comm[TASK_COMM_LEN];
+	__u8  payload[MAX_PAYLOAD];
+};
+
+/* Slots of the per-CPU counter array. */
+enum counter { CNT_RB_DROPS = 0, CNT_MAP_FULL, CNT_MAX };
+
+#endif /* KATRACE_H */

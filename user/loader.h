@@ -1,0 +1,30 @@
+/* Load and attach the BPF programs, after checking the kernel can take them. */
+#ifndef LOADER_H
+#define LOADER_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct tracer;
+
+struct tracer_opts {
+	const pid_t *tgids;		/* owners to report; none = every process */
+	int ntgids;
+	uint16_t port;			/* 0 = any */
+	uint32_t max_conns;
+	const char *btf_path;		/* NULL = /sys/kernel/btf/vmlinux */
+	bool verbose;			/* libbpf's own messages */
+};
+
+typedef int (*event_fn)(void *ctx, const void *data, size_t len);
+
+/* Returns NULL after printing one line that says why. */
+struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx);
+int tracer_poll(struct tracer *t, int timeout_ms);
+/* Summed over CPUs. */
+uint64_t tracer_counter(struct tracer *t, int slot);
+/* Names of optional features the kernel lacked, for the start-up note. */
+const char *tracer_fallbacks(struct tracer *t);
+void tracer_close(struct tracer *t);
+
+#endif

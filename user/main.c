@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * katrace: which side closed each idle keep-alive TCP connection, when, and
+ * after how long idle. See README.md.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "loader.h"
+#include "session.h"
+
+#define MAX_PIDS 64
+
+static struct env {
+	pid_t tgids[MAX_PIDS];
+	int ntgids;
+	uint16_t port;
+	double duration_s;
+	bool json;
+	bool unix_ts;
+	bool verbose;
+	uint32_t max_conns;
+	const char *btf_path;
+} env = { .max_conns = 65536 };
+
+enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF };
+
+const char *argp_program_version = "katrace 0.1";
+static const char doc[] =
+	"Trace who closes each TCP connection, when, and after how long idle.\n"
+	"\n"
+	"EXAMPLES:\n"
+	"    katrace                 # every TCP connection on the host\n"
+	"    katrace -p 1234         # connections owned by process 1234\n"
+	"    katrace --port 8080     # local or remote port 8080\n"
+	"    katrace -p 1234 --json -d 60";
+
+static const struct argp_option opts[] = {
+	{ "pid", 'p', "PID", 0, "Trace this process (repeatable, or comma-separated)", 0 },
+	{ "port", OPT_PORT, "PORT", 0, "Only connections with this local or remote port", 0 },
+	{ "duration", 'd', "SECONDS", 0, "Stop after this long (default: until Ctrl-C)", 0 },
+	{ "timestamp", 'T', NULL, 0, "Print unix timestamps instead of wall-clock time", 0 },
+	{ "json", OPT_JSON, NULL, 0, "One JSON object per line (schema in README.md)", 0 },
+	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
+	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
+	{ "verbose", 'v', NULL, 0, "Print libbpf's messages (verifier log on failure)", 0 },
+	{},
+};
+
+static long parse_num(const char *arg, long min, long max, const char *what, struct argp_state *st)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < min || v > max)
+		argp_error(st, "invalid %s: '%s'", what, arg);
+	return v;
+}
+
+/* -p names a process; a thread id stands for its whole process. */
+static pid_t resolve_tgid(pid_t pid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+static void add_pids(char *arg, struct argp_state *st)
+{
+	char *tok, *save = NULL;
+
+	for (tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		pid_t pid = parse_num(tok, 1, INT_MAX, "pid", st), tgid;
+
+		tgid = resolve_tgid(pid);
+		if (tgid <= 0) {
+			fprintf(stderr, "katrace: pid %d not found\n", pid);
+			exit(1);
+		}
+		if (env.ntgids == MAX_PIDS)
+			argp_error(st, "at most %d pids", MAX_PIDS);
+		env.tgids[env.ntgids++] = tgid;
+	}
+}
+
+static error_t parse_arg(int key, char *arg, struct argp_state *st)
+{
+	char *end;
+
+	switch (key) {
+	case 'p':
+		add_pids(arg, st);
+		break;
+	case OPT_PORT:
+		env.port = parse_num(arg, 1, 65535, "port", st);
+		break;
+	case 'd':
+		env.duration_s = strtod(arg, &end);
+		if (*end || end == arg || env.duration_s <= 0)
+			argp_error(st, "invalid duration: '%s'", arg);
+		break;
+	case 'T':
+		env.unix_ts = true;
+		break;
+	case OPT_JSON:
+		env.json = true;
+		break;
+	case OPT_MAX_CONNS:
+		env.max_conns = parse_num(arg, 16, 16 * 1024 * 1024, "--max-conns", st);
+		break;
+	case OPT_BTF:
+		env.btf_path = arg;
+		break;
+	case 'v':
+		env.verbose = true;
+		break;
+	case ARGP_KEY_ARG:
+		argp_error(st, "unexpected argument '%s'", arg);
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* True while at least one traced process lives. */
+static bool targets_alive(void)
+{
+	int i, alive = 0;
+
+	for (i = 0; i < env.ntgids; i++) {
+		if (env.tgids[i] <= 0)
+			continue;
+		if (kill(env.tgids[i], 0) && errno == ESRCH) {
+			fprintf(stderr, "katrace: pid %d exited\n", env.tgids[i]);
+			env.tgids[i] = -env.tgids[i];
+			continue;
+		}
+		alive++;
+	}
+	return alive > 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
+	struct tracer_opts topts;
+	struct session s;
+	struct tracer *t;
+	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0;
+	int err;
+
+	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
+	if (err)
+		return 1;
+	if (session_init(&s, env.max_conns)) {
+		fprintf(stderr, "katrace: out of memory\n");
+		return 1;
+	}
+	s.out.f = stdout;
+	s.out.json = env.json;
+	s.out.unix_ts = env.unix_ts;
+	s.out.wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+
+	topts = (struct tracer_opts){
+		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
+		.max_conns = env.max_conns, .btf_path = env.btf_path, .verbose = env.verbose,
+	};
+	t = tracer_open(&topts, session_event, &s);
+	if (!t)
+		return 1;
+	if (tracer_fallbacks(t))
+		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(t));
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	start = now_ns(CLOCK_MONOTONIC);
+	if (env.duration_s > 0)
+		deadline = start + (uint64_t)(env.duration_s * 1e9);
+	fprintf(stderr, "katrace: tracing%s; Ctrl-C to stop\n",
+		env.ntgids ? " the given processes" : " every TCP connection");
+
+	while (!stop_signal) {
+		uint64_t now;
+
+		err = tracer_poll(t, 100);
+		if (err < 0) {
+			fprintf(stderr, "katrace: ring buffer poll failed: %s\n", strerror(-err));
+			break;
+		}
+		now = now_ns(CLOCK_MONOTONIC);
+		if (deadline && now >= deadline)
+			break;
+		if (drain_until) {
+			if (now >= drain_until)
+				break;
+			continue;
+		}
+		if (now - last_check < 500000000ULL)
+			continue;
+		last_check = now;
+		if (tracer_counter(t, CNT_RB_DROPS) > drops_seen) {
+			drops_seen = tracer_counter(t, CNT_RB_DROPS);
+			fprintf(stderr, "katrace: warning: %llu events dropped so far (ring buffer full)\n",
+				(unsigned long long)drops_seen);
+		}
+		/* The kernel closes a dead process's sockets: give their events time to arrive. */
+		if (env.ntgids && !targets_alive()) {
+			fprintf(stderr, "katrace: every traced process has exited; stopping\n");
+			drain_until = now + 300000000ULL;
+		}
+	}
+	tracer_poll(t, 0);
+	session_finish(&s);
+	drops_seen = tracer_counter(t, CNT_RB_DROPS);
+	fprintf(stderr, "katrace: %llu events, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
+		(unsigned long long)s.events, (unsigned long long)drops_seen,
+		(unsigned long long)tracer_counter(t, CNT_MAP_FULL));
+	tracer_close(t);
+	session_free(&s);
+	return 0;
+}
