@@ -360,12 +360,13 @@ int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 {
 	struct conn *c;
 
-	if (ret <= 0 || (flags & MSG_PEEK))
+	if (ret <= 0)
 		return 0;
 	c = data_conn(sk);
 	if (!c)
 		return 0;
-	c->last_recv_ns = bpf_ktime_get_ns();
+	if (!(flags & MSG_PEEK))	/* a peek leaves the data queued */
+		c->last_recv_ns = bpf_ktime_get_ns();
 	set_owner(c);
 	return 0;
 }

@@ -1,0 +1,139 @@
+"""Helpers for katrace's tests: start real peers and katrace, read its JSON."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KATRACE = os.path.join(ROOT, "katrace")
+SERVERS = os.path.join(ROOT, "tests", "servers")
+
+
+class Fail(AssertionError):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def wait_line(proc, prefix, timeout=10.0, stream="stdout"):
+    """Read lines from proc's stream until one starts with prefix."""
+    f = getattr(proc, stream)
+    deadline = time.time() + timeout
+    seen = []
+    while time.time() < deadline:
+        line = f.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if line.startswith(prefix):
+            return line
+    raise Fail(f"no line starting {prefix!r} from {proc.args[0]}; got {seen!r}")
+
+
+class Proc:
+    """A child process stopped (and reaped) on exit from the with block."""
+
+    def __init__(self, args, **kw):
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, **kw)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def __enter__(self):
+        return self
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+class NodeServer(Proc):
+    def __init__(self, keepalive_ms, host="127.0.0.1", port=0):
+        super().__init__(["node", os.path.join(SERVERS, "keepalive.js"), str(port),
+                          str(keepalive_ms), host])
+        self.host = host
+        self.port = int(wait_line(self.p, "ready").split()[1])
+
+
+class Katrace(Proc):
+    """katrace --json with the given arguments; records() stops it and parses."""
+
+    def __init__(self, *args):
+        super().__init__([KATRACE, "--json", *args])
+        wait_line(self.p, "katrace: tracing", stream="stderr")
+        self.out = None
+
+    def finish(self, settle=0.3):
+        time.sleep(settle)
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGINT)
+        out, err = self.p.communicate(timeout=15)
+        self.stderr = err
+        self.out = [json.loads(l) for l in out.splitlines() if l.strip()]
+        return self.out
+
+    def records(self, type_="close", **match):
+        recs = self.out if self.out is not None else self.finish()
+        return [r for r in recs if r["type"] == type_ and
+                all(r.get(k) == v for k, v in match.items())]
+
+
+def run_katrace(*args, timeout=20, user=None):
+    cmd = [KATRACE, *args]
+    if user:
+        cmd = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def http_request(sock, path="/", method="GET", body=b""):
+    """Send one request and read its whole response; returns the time it ended."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n"
+    sock.sendall(head.encode() + body)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        check(chunk, "server closed before answering")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    chunked = b"transfer-encoding: chunked" in head.lower()
+    while (chunked and not rest.endswith(b"0\r\n\r\n")) or (not chunked and len(rest) < length):
+        chunk = sock.recv(65536)
+        check(chunk, "server closed mid-response")
+        rest += chunk
+    return time.monotonic()
+
+
+def wait_eof(sock, timeout=10):
+    """Block until the peer closes; returns (time, 'fin' or 'rst')."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return time.monotonic(), "fin"
+    except ConnectionResetError:
+        return time.monotonic(), "rst"
+
+
+def local_port(sock):
+    return sock.getsockname()[1]
