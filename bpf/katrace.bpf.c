@@ -19,6 +19,13 @@
 #define IPPROTO_TCP 6
 #define MSG_PEEK 2
 
+/* Reads an skb's bytes wherever they are, page fragments included (tp_btf
+ * may use it from Linux 6.14 on; the loader falls back when refused). */
+extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
+			       struct bpf_dynptr *ptr__uninit) __ksym __weak;
+
+enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
+
 /* Set by the loader before load. */
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
 const volatile bool filter_pid = false;	/* only tgids in target_tgids */
@@ -50,6 +57,14 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* The last request that arrived on each HTTP connection (see on_data_ready). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);	/* resized with conns */
+	__type(key, __u64);
+	__type(value, struct arrival);
+} arrivals SEC(".maps");
+
 /* Scratch space: struct conn is too big for the 512-byte stack with room to spare. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -57,6 +72,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct conn);
 } scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct arrival);
+} scratch_arrival SEC(".maps");
 
 static __always_inline void count(__u32 slot)
 {
@@ -248,12 +270,77 @@ int BPF_PROG(on_destroy, struct sock *sk)
 		return 0;
 	fill_bytes(c, sk);
 	emit_conn(EV_DESTROY, c, bpf_ktime_get_ns());
+	if (c->proto == PROTO_HTTP && c->role == ROLE_SERVER)
+		bpf_map_delete_elem(&arrivals, &key);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
 
-static __always_inline void emit_reset(const struct sock *sk, int reason, bool sent,
-				       __u64 now)
+/* Where the TCP payload of skb starts, and how many of its bytes the linear
+ * area holds (the rest is in page fragments, which BPF here cannot map). */
+static __always_inline void *skb_payload(const struct sk_buff *skb, __u32 *linear, __u32 *total)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *data = BPF_CORE_READ(skb, data);
+	__u32 len = BPF_CORE_READ(skb, len), data_len = BPF_CORE_READ(skb, data_len);
+	__u16 th_off = BPF_CORE_READ(skb, transport_header);
+	unsigned char *payload, *linear_end;
+	__u8 doff;
+
+	if (bpf_probe_read_kernel(&doff, 1, head + th_off + 12))
+		return NULL;
+	payload = head + th_off + (doff >> 4) * 4;
+	linear_end = data + (len - data_len);
+	if (payload < data || payload - data > len)
+		return NULL;
+	*total = len - (payload - data);
+	*linear = payload < linear_end ? linear_end - payload : 0;
+	return payload;
+}
+
+/* The tuple of a received segment, as the local socket would see it. */
+static __always_inline void skb_tuple(const struct sk_buff *skb, struct tuple *t)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	unsigned char *ip = head + BPF_CORE_READ(skb, network_header);
+	unsigned char *th = head + BPF_CORE_READ(skb, transport_header);
+	__u16 ports[2] = {};
+	__u8 ver = 0;
+
+	bpf_probe_read_kernel(&ver, 1, ip);
+	bpf_probe_read_kernel(ports, sizeof(ports), th);
+	t->rport = bpf_ntohs(ports[0]);
+	t->lport = bpf_ntohs(ports[1]);
+	if ((ver >> 4) == 4) {
+		t->family = AF_INET;
+		bpf_probe_read_kernel(t->raddr, 4, ip + 12);
+		bpf_probe_read_kernel(t->laddr, 4, ip + 16);
+	} else {
+		t->family = AF_INET6;
+		bpf_probe_read_kernel(t->raddr, 16, ip + 8);
+		bpf_probe_read_kernel(t->laddr, 16, ip + 24);
+	}
+}
+
+/* The verifier needs to see the bound on the register passed as a size. */
+static __always_inline __u64 payload_size(__u64 n)
+{
+	if (n > MAX_PAYLOAD)
+		n = MAX_PAYLOAD;
+	barrier_var(n);
+	return n;
+}
+
+static __always_inline __u32 read_kernel_bytes(__u8 *dst, const void *src, __u64 n)
+{
+	n = payload_size(n);
+	if (n && bpf_probe_read_kernel(dst, n, src))
+		return 0;
+	return n;
+}
+
+static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb,
+				       int reason, bool sent, __u64 now, enum payload_mode mode)
 {
 	struct reset_event *e;
 	struct conn *c = NULL;
@@ -278,11 +365,19 @@ static __always_inline void emit_reset(const struct sock *sk, int reason, bool s
 		if (c && !wanted(c))
 			return;
 	}
+	/* Resets on sockets no longer in the table (timewait, none, or freed
+	 * already) are rare: send them all, user space matches their tuple. */
+	if (!c && filter_port && skb) {
+		struct tuple t = {};
+
+		skb_tuple(skb, &t);
+		if (!port_wanted(&t))
+			return;
+	}
 
 	e = reserve(sizeof(*e));
 	if (!e)
 		return;
-	__builtin_memset(e, 0, sizeof(*e));
 	e->h.type = EV_RESET;
 	e->h.cpu = bpf_get_smp_processor_id();
 	e->h.ts_ns = now;
@@ -290,37 +385,92 @@ static __always_inline void emit_reset(const struct sock *sk, int reason, bool s
 	e->reason = reason;
 	e->sent = sent;
 	e->sk_kind = kind;
+	e->payload_len = 0;
+	e->payload_src = SRC_NONE;
+	e->seg_len = 0;
+	e->arrived_ns = 0;
+	e->tgid = 0;
+	e->comm[0] = 0;
+	__builtin_memset(&e->t, 0, sizeof(e->t));
 	if (c) {
 		e->t = c->t;	/* ports read now may already be released */
 		e->tgid = c->tgid;
 		__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+	} else if (sent && skb) {
+		skb_tuple(skb, &e->t);
 	} else if (sk) {
 		read_tuple(sk, &e->t);
+	}
+
+	if (sent && skb) {
+		/* The segment that provoked the reset: on a closing backend, the
+		 * request that was lost. */
+		__u32 linear = 0, total = 0;
+		void *payload = skb_payload(skb, &linear, &total);
+
+		e->seg_len = total;
+		if (payload && linear) {
+			e->payload_len = read_kernel_bytes(e->payload, payload, linear);
+			e->payload_src = SRC_SEGMENT;
+		} else if (payload && total && mode == PAYLOAD_DYNPTR) {
+			struct bpf_dynptr dp;
+			__u64 n = payload_size(total);
+			__u32 off = payload - (void *)BPF_CORE_READ(skb, data);
+
+			if (!bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &dp) &&
+			    !bpf_dynptr_read(e->payload, n, &dp, off, 0)) {
+				e->payload_len = n;
+				e->payload_src = SRC_SEGMENT;
+			}
+		} else if (payload && total) {
+			e->payload_src = SRC_NONLINEAR;
+			count(CNT_SKB_NONLINEAR);
+		}
+	} else if (sent && c && c->proto == PROTO_HTTP) {
+		/* An abort with no segment (close() with data unread): name the
+		 * request that arrived after the last one the application read. */
+		struct arrival *a = bpf_map_lookup_elem(&arrivals, &key);
+
+		if (a && a->ts_ns > c->last_recv_ns) {
+			e->payload_len = read_kernel_bytes(e->payload, a->payload, a->len);
+			e->payload_src = SRC_ARRIVED;
+			e->arrived_ns = a->ts_ns;
+		}
 	}
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Linux >= 6.10: tcp_send_reset(sk, skb, reason). The loader picks one of
- * the two programs below from the kernel's BTF. */
+/* tcp_send_reset(sk, skb, reason) from Linux 6.10, (sk, skb) before. The
+ * loader picks one program from the kernel's BTF, and the linear-only
+ * variant when the kernel refuses skb dynptrs in tracing programs. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
-	emit_reset(sk, reason, true, bpf_ktime_get_ns());
+	if (!skb)
+		emit_reset(sk, NULL, reason, true, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
+	else
+		emit_reset(sk, skb, reason, true, bpf_ktime_get_ns(), PAYLOAD_DYNPTR);
 	return 0;
 }
 
-/* Linux < 6.10: tcp_send_reset(sk, skb), no reason. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset_linear, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	emit_reset(sk, skb, reason, true, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
+	return 0;
+}
+
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
-	emit_reset(sk, -1, true, bpf_ktime_get_ns());
+	emit_reset(sk, skb, -1, true, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
 	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset, struct sock *sk)
 {
-	emit_reset(sk, -1, false, bpf_ktime_get_ns());
+	emit_reset(sk, NULL, -1, false, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
 	return 0;
 }
 
@@ -340,9 +490,133 @@ static __always_inline struct conn *data_conn(struct sock *sk)
 	return c;
 }
 
+/* The start of an HTTP/1.x message: a request method or a status line. */
+static __always_inline bool http_start(__u32 head)
+{
+	switch (head) {
+	case 0x20544547:	/* "GET " */
+	case 0x54534f50:	/* "POST" */
+	case 0x20545550:	/* "PUT " */
+	case 0x44414548:	/* "HEAD" */
+	case 0x454c4544:	/* "DELE" */
+	case 0x4954504f:	/* "OPTI" */
+	case 0x43544150:	/* "PATC" */
+	case 0x4e4e4f43:	/* "CONN" */
+	case 0x43415254:	/* "TRAC" */
+	case 0x50545448:	/* "HTTP" */
+		return true;
+	}
+	return false;
+}
+
+#if defined(__TARGET_ARCH_x86)
+#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define SYSCALL_ARG2(regs) ((regs)->si)
+enum { NR_READ = 0, NR_WRITE = 1, NR_READV = 19, NR_WRITEV = 20, NR_SENDTO = 44,
+       NR_RECVFROM = 45, NR_SENDMSG = 46, NR_RECVMSG = 47 };
+#elif defined(__TARGET_ARCH_arm64)
+#define SYSCALL_NR(regs) ((regs)->syscallno)
+#define SYSCALL_ARG2(regs) ((regs)->regs[1])
+enum { NR_READ = 63, NR_WRITE = 64, NR_READV = 65, NR_WRITEV = 66, NR_SENDTO = 206,
+       NR_RECVFROM = 207, NR_SENDMSG = 211, NR_RECVMSG = 212 };
+#endif
+
+/* The user buffer of the send/recv-family call in progress, and how many
+ * bytes of it are contiguous. NULL for calls without one (sendfile, splice,
+ * io_uring). The registers are the caller's at syscall entry. */
+static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct iovec iov;
+	struct user_msghdr msg;
+	unsigned long arg = SYSCALL_ARG2(regs);
+
+	switch (SYSCALL_NR(regs)) {
+	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
+		*contiguous = moved;
+		return (const void *)arg;
+	case NR_READV: case NR_WRITEV:
+		break;
+	case NR_SENDMSG: case NR_RECVMSG:
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg) || !msg.msg_iovlen)
+			return NULL;
+		arg = (unsigned long)msg.msg_iov;
+		break;
+	default:
+		return NULL;
+	}
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)arg))
+		return NULL;
+	*contiguous = iov.iov_len < moved ? iov.iov_len : moved;
+	return iov.iov_base;
+}
+
+/* Emit the start of an HTTP message (or the rest of a split request line)
+ * moved by this call. Other calls, and other protocols, cost one read. */
+static __always_inline void capture(struct conn *c, __u8 dir, __u32 moved, __u64 now)
+{
+	__u32 head = 0, n = 0, i;
+	struct data_event *e;
+	const void *buf;
+	bool start, cont;
+
+	if (c->proto == PROTO_OTHER || !wanted(c))
+		return;
+	buf = syscall_buffer(&n, moved);
+	if (!buf || !n || bpf_probe_read_user(&head, sizeof(head), buf))
+		return;
+	start = n >= 4 && http_start(head);
+	cont = c->partial & (1 << dir);
+	if (c->proto == PROTO_UNKNOWN && c->start_ns) {
+		/* The first bytes of a connection say what it carries. */
+		c->proto = start ? PROTO_HTTP : PROTO_OTHER;
+		if (!start)
+			return;
+	}
+	if (!start && !cont)
+		return;
+	if (start)
+		c->proto = PROTO_HTTP;
+
+	e = reserve(sizeof(*e));
+	if (!e)
+		return;
+	n = payload_size(n);
+	if (bpf_probe_read_user(e->payload, n, buf))
+		n = 0;
+	e->h.type = EV_DATA;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.ts_ns = now;
+	e->sk = c->sk;
+	e->tgid = c->tgid;
+	e->len = moved;
+	e->dir = dir;
+	e->payload_len = n;
+	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+	/* A start line cut short by the call (a request written a piece at a
+	 * time): let the next call through too. */
+	c->partial &= ~(1 << dir);
+	if (n == moved) {
+		bool eol = false;
+
+		for (i = 0; i < MAX_PAYLOAD; i++) {
+			if (i >= n)
+				break;
+			if (e->payload[i] == '\n') {
+				eol = true;
+				break;
+			}
+		}
+		if (!eol)
+			c->partial |= 1 << dir;
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send_length, struct sock *sk, int ret, int flags)
 {
+	__u64 now;
 	struct conn *c;
 
 	if (ret <= 0)
@@ -350,14 +624,17 @@ int BPF_PROG(on_send_length, struct sock *sk, int ret, int flags)
 	c = data_conn(sk);
 	if (!c)
 		return 0;
-	c->last_send_ns = bpf_ktime_get_ns();
+	now = bpf_ktime_get_ns();
+	c->last_send_ns = now;
 	set_owner(c);
+	capture(c, DIR_OUT, ret, now);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 {
+	__u64 now;
 	struct conn *c;
 
 	if (ret <= 0)
@@ -365,9 +642,44 @@ int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 	c = data_conn(sk);
 	if (!c)
 		return 0;
-	if (!(flags & MSG_PEEK))	/* a peek leaves the data queued */
-		c->last_recv_ns = bpf_ktime_get_ns();
 	set_owner(c);
+	if (flags & MSG_PEEK)	/* a peek leaves the data queued */
+		return 0;
+	now = bpf_ktime_get_ns();
+	c->last_recv_ns = now;
+	capture(c, DIR_IN, ret, now);
+	return 0;
+}
+
+/* New data queued on a socket (softirq). Keep the start of each request as
+ * it arrives: if the application closes the socket without reading it, the
+ * kernel frees the queue before it sends the RST, and this is all that is
+ * left of the request lost to the race. */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(on_data_ready, const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct sk_buff *skb;
+	struct arrival *a;
+	__u32 linear = 0, total = 0, head = 0, zero = 0;
+	void *payload;
+
+	if (!c || c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
+		return 0;
+	if (!BPF_CORE_READ(sk, sk_receive_queue.qlen))
+		return 0;
+	skb = BPF_CORE_READ(sk, sk_receive_queue.prev);	/* the newest */
+	payload = skb_payload(skb, &linear, &total);
+	if (!payload || linear < 4 || bpf_probe_read_kernel(&head, 4, payload) ||
+	    !http_start(head))
+		return 0;
+	a = bpf_map_lookup_elem(&scratch_arrival, &zero);
+	if (!a)
+		return 0;
+	a->ts_ns = bpf_ktime_get_ns();
+	a->len = read_kernel_bytes(a->payload, payload, linear);
+	bpf_map_update_elem(&arrivals, &key, a, BPF_ANY);
 	return 0;
 }
 

@@ -14,7 +14,8 @@
 
 #define TASK_COMM_LEN   16
 #define MAX_STATES      12   /* state path kept per connection */
-#define MAX_PAYLOAD     192  /* bytes of a segment's or buffer's start kept */
+#define MAX_PAYLOAD     280  /* bytes kept of a buffer's start: a request line
+                                cut at a 256-byte path fits */
 
 enum event_type {
 	EV_CLOSE   = 1,	/* first close transition out of ESTABLISHED */
@@ -34,6 +35,17 @@ enum closed_by {
 enum rst_sock { RST_SK_NONE = 0, RST_SK_FULL = 1, RST_SK_TIMEWAIT = 2, RST_SK_REQUEST = 3 };
 
 enum data_dir { DIR_IN = 0, DIR_OUT = 1 };
+
+/* What a connection carries, decided by its first bytes. */
+enum conn_proto { PROTO_UNKNOWN = 0, PROTO_HTTP = 1, PROTO_OTHER = 2 };
+
+/* Where a payload came from. */
+enum payload_src {
+	SRC_NONE = 0,
+	SRC_SEGMENT = 1,	/* the segment that made the kernel send the RST */
+	SRC_ARRIVED = 2,	/* a request that arrived and was never read */
+	SRC_NONLINEAR = 3,	/* the segment's bytes were in page fragments: not read */
+};
 
 /* Addresses as the socket sees them: "local" is this host's end. IPv4 is
  * kept in the first 4 bytes of the 16. */
@@ -60,7 +72,9 @@ struct conn {
 	__u8  role;		/* enum conn_role */
 	__u8  closed_by;	/* enum closed_by */
 	__u8  nstates;
-	__u8  _pad;
+	__u8  proto;		/* enum conn_proto */
+	__u8  partial;		/* bit per enum data_dir: a message start without its line end */
+	__u8  _pad2[7];
 	__u8  states[MAX_STATES];	/* TCP_* values, first is the state at start */
 	char  comm[TASK_COMM_LEN];
 };
@@ -86,6 +100,9 @@ struct reset_event {
 	__u16 payload_len;	/* bytes captured into payload */
 	__u32 seg_len;		/* TCP payload length of the segment that caused it */
 	__u32 tgid;		/* owner when the socket is in the table */
+	__u8  payload_src;	/* enum payload_src */
+	__u8  _pad[3];
+	__u64 arrived_ns;	/* SRC_ARRIVED: when the unread request arrived */
 	char  comm[TASK_COMM_LEN];
 	__u8  payload[MAX_PAYLOAD];
 };
@@ -102,7 +119,15 @@ struct data_event {
 	__u8  payload[MAX_PAYLOAD];
 };
 
+/* A request that arrived on a connection, kept until the next one (to name
+ * it if the socket is closed with it unread). */
+struct arrival {
+	__u64 ts_ns;
+	__u16 len;
+	__u8  payload[MAX_PAYLOAD];
+};
+
 /* Slots of the per-CPU counter array. */
-enum counter { CNT_RB_DROPS = 0, CNT_MAP_FULL, CNT_MAX };
+enum counter { CNT_RB_DROPS = 0, CNT_MAP_FULL, CNT_SKB_NONLINEAR, CNT_MAX };
 
 #endif /* KATRACE_H */

@@ -4,10 +4,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "katrace.h"
+#include "http.h"
+
+/* What the HTTP join knows of one connection. */
+struct http_state {
+	uint32_t requests, responses;	/* final (non-1xx) responses */
+	uint8_t req_dir;		/* enum data_dir the requests flowed in */
+	bool lost_reported;
+	int last_status;		/* 0: none yet */
+	uint64_t last_request_ns;
+	uint64_t last_response_ns;
+	char last_request[HTTP_MAX_PATH + 24];	/* "METHOD /path", "" if none */
+};
 
 struct conn_rec {
 	struct conn c;		/* the latest the kernel told us */
 	bool closing;		/* an EV_CLOSE arrived */
+	struct http_state http;
+	uint8_t *partial[2];	/* a start line split across calls, by enum data_dir */
+	uint16_t partial_len[2];
 	/* internal */
 	struct conn_rec *hnext, *lru_prev, *lru_next;
 };

@@ -25,7 +25,8 @@
 struct tracer {
 	struct katrace_bpf *skel;
 	struct ring_buffer *rb;
-	char fallbacks[128];
+	char fallbacks[256];
+	bool have_data_ready;
 };
 
 static bool libbpf_verbose;
@@ -76,6 +77,37 @@ static int tracepoint_args(const struct btf *btf, const char *name)
 	return btf_vlen(t) - 1;	/* the first is the tracepoint's void *data */
 }
 
+static void append_fallback(struct tracer *t, const char *what)
+{
+	size_t n = strlen(t->fallbacks);
+
+	snprintf(t->fallbacks + n, sizeof(t->fallbacks) - n, "%s%s", n ? "; " : "", what);
+}
+
+static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, bool have_data,
+		bool dynptr)
+{
+	t->skel = katrace_bpf__open();
+	if (!t->skel)
+		return -errno;
+	t->skel->rodata->filter_port = o->port;
+	t->skel->rodata->filter_pid = o->ntgids > 0;
+	t->skel->rodata->self_tgid = getpid();
+	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
+	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
+
+	/* tcp_send_reset gained its reason argument in Linux 6.10. */
+	bpf_program__set_autoload(t->skel->progs.on_send_reset, reset_args >= 3 && dynptr);
+	bpf_program__set_autoload(t->skel->progs.on_send_reset_linear, reset_args >= 3 && !dynptr);
+	bpf_program__set_autoload(t->skel->progs.on_send_reset_noreason, reset_args < 3);
+	/* sock_{send,recv}_length arrived in Linux 6.5 */
+	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data);
+	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data);
+	/* sk_data_ready (Linux 6.7) names a request closed unread */
+	bpf_program__set_autoload(t->skel->progs.on_data_ready, t->have_data_ready);
+	return katrace_bpf__load(t->skel);
+}
+
 struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 {
 	static const char *const required[] = {
@@ -84,7 +116,7 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	const char *btf_path = o->btf_path ? o->btf_path : DEFAULT_BTF;
 	struct tracer *t;
 	struct btf *btf;
-	bool have_data;
+	bool have_data, have_data_ready;
 	int err, reset_args;
 	size_t i;
 
@@ -114,36 +146,36 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	reset_args = tracepoint_args(btf, "tcp_send_reset");
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
 		    tracepoint_args(btf, "sock_recv_length") == 3;
+	have_data_ready = tracepoint_args(btf, "sk_data_ready") == 1;
 	btf__free(btf);
+	if (!have_data)
+		fprintf(stderr, "katrace: note: no sock_send_length/sock_recv_length (Linux < 6.5): "
+			"idle times count from establishment, requests are not joined\n");
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->skel = katrace_bpf__open();
-	if (!t->skel) {
-		fprintf(stderr, "katrace: cannot open the BPF object: %s\n", strerror(errno));
-		goto fail;
+	t->have_data_ready = have_data_ready;
+	if (!have_data_ready)
+		append_fallback(t, "no sk_data_ready tracepoint: a request closed unread is counted "
+				"without its line");
+	/* Try reading reset segments through skb dynptrs first; a kernel that
+	 * refuses them in tracing programs gets the linear-only program. */
+	err = load(t, o, reset_args, have_data, true);
+	if (err && reset_args >= 3) {
+		katrace_bpf__destroy(t->skel);
+		t->skel = NULL;
+		err = load(t, o, reset_args, have_data, false);
+		if (!err)
+			append_fallback(t, "no skb dynptr in tracing programs: a lost request whose "
+					"bytes sit in page fragments is reported without its line");
 	}
-	t->skel->rodata->filter_port = o->port;
-	t->skel->rodata->filter_pid = o->ntgids > 0;
-	t->skel->rodata->self_tgid = getpid();
-	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
-
-	/* tcp_send_reset gained its reason argument in Linux 6.10. */
-	bpf_program__set_autoload(t->skel->progs.on_send_reset, reset_args >= 3);
-	bpf_program__set_autoload(t->skel->progs.on_send_reset_noreason, reset_args < 3);
-	if (!have_data) {
-		/* sock_{send,recv}_length arrived in Linux 6.5 */
-		bpf_program__set_autoload(t->skel->progs.on_send_length, false);
-		bpf_program__set_autoload(t->skel->progs.on_recv_length, false);
-		snprintf(t->fallbacks, sizeof(t->fallbacks),
-			 "no sock_send_length/sock_recv_length: idle times and owners come from state changes only");
-	}
-
-	err = katrace_bpf__load(t->skel);
 	if (err) {
-		fprintf(stderr, "katrace: the kernel refused the BPF programs: %s (run with -v for the verifier log)\n",
-			strerror(-err));
+		if (err == -ENOENT || err == -ENOMEM)
+			fprintf(stderr, "katrace: cannot open the BPF object: %s\n", strerror(-err));
+		else
+			fprintf(stderr, "katrace: the kernel refused the BPF programs: %s (run with -v for the verifier log)\n",
+				strerror(-err));
 		goto fail;
 	}
 	for (i = 0; i < (size_t)o->ntgids; i++) {
@@ -209,4 +241,31 @@ void tracer_close(struct tracer *t)
 	ring_buffer__free(t->rb);
 	katrace_bpf__destroy(t->skel);
 	free(t);
+}
+
+int kernel_enum_names(const char *btf_path, const char *enum_name, const char *prefix,
+		      char (*names)[40], int max)
+{
+	struct btf *btf = btf__parse(btf_path ? btf_path : DEFAULT_BTF, NULL);
+	const struct btf_type *t;
+	const struct btf_enum *v;
+	size_t plen = strlen(prefix);
+	int id, i, found = 0;
+
+	if (!btf)
+		return 0;
+	id = btf__find_by_name_kind(btf, enum_name, BTF_KIND_ENUM);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	for (i = 0, v = t ? btf_enum(t) : NULL; t && i < btf_vlen(t); i++, v++) {
+		const char *name = btf__name_by_offset(btf, v->name_off);
+
+		if (v->val < 0 || v->val >= max || !name)
+			continue;
+		if (!strncmp(name, prefix, plen))
+			name += plen;
+		snprintf(names[v->val], sizeof(names[0]), "%s", name);
+		found++;
+	}
+	btf__free(btf);
+	return found;
 }

@@ -27,4 +27,10 @@ uint64_t tracer_counter(struct tracer *t, int slot);
 const char *tracer_fallbacks(struct tracer *t);
 void tracer_close(struct tracer *t);
 
+/* Names of the values of a kernel enum, read from BTF, with prefix stripped
+ * (sk_rst_reason's values differ between kernel versions: never hard-code
+ * them). Returns how many were found, 0 when the kernel lacks the enum. */
+int kernel_enum_names(const char *btf_path, const char *enum_name, const char *prefix,
+		      char (*names)[40], int max);
+
 #endif

@@ -25,11 +25,12 @@ static struct env {
 	bool json;
 	bool unix_ts;
 	bool verbose;
+	bool full_path;
 	uint32_t max_conns;
 	const char *btf_path;
 } env = { .max_conns = 65536 };
 
-enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF };
+enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH };
 
 const char *argp_program_version = "katrace 0.1";
 static const char doc[] =
@@ -47,6 +48,7 @@ static const struct argp_option opts[] = {
 	{ "duration", 'd', "SECONDS", 0, "Stop after this long (default: until Ctrl-C)", 0 },
 	{ "timestamp", 'T', NULL, 0, "Print unix timestamps instead of wall-clock time", 0 },
 	{ "json", OPT_JSON, NULL, 0, "One JSON object per line (schema in README.md)", 0 },
+	{ "full-path", OPT_FULL_PATH, NULL, 0, "Keep query strings (default: replaced by ?…)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
 	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages (verifier log on failure)", 0 },
@@ -129,6 +131,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	case OPT_BTF:
 		env.btf_path = arg;
 		break;
+	case OPT_FULL_PATH:
+		env.full_path = true;
+		break;
 	case 'v':
 		env.verbose = true;
 		break;
@@ -178,7 +183,7 @@ int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
 	struct tracer_opts topts;
-	struct session s;
+	struct session *s;
 	struct tracer *t;
 	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0;
 	int err;
@@ -186,22 +191,27 @@ int main(int argc, char **argv)
 	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (err)
 		return 1;
-	if (session_init(&s, env.max_conns)) {
+	s = session_new(env.max_conns);
+	if (!s) {
 		fprintf(stderr, "katrace: out of memory\n");
 		return 1;
 	}
-	s.out.f = stdout;
-	s.out.json = env.json;
-	s.out.unix_ts = env.unix_ts;
-	s.out.wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	s->out.f = stdout;
+	s->out.json = env.json;
+	s->out.unix_ts = env.unix_ts;
+	s->out.wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	s->full_path = env.full_path;
+	s->pid_filter = env.ntgids > 0;
 
 	topts = (struct tracer_opts){
 		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
 		.max_conns = env.max_conns, .btf_path = env.btf_path, .verbose = env.verbose,
 	};
-	t = tracer_open(&topts, session_event, &s);
+	t = tracer_open(&topts, session_event, s);
 	if (!t)
 		return 1;
+	kernel_enum_names(env.btf_path, "sk_rst_reason", "SK_RST_REASON_", s->rst_reasons,
+			  MAX_RST_REASONS);
 	if (tracer_fallbacks(t))
 		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(t));
 
@@ -244,12 +254,13 @@ int main(int argc, char **argv)
 		}
 	}
 	tracer_poll(t, 0);
-	session_finish(&s);
+	session_finish(s);
 	drops_seen = tracer_counter(t, CNT_RB_DROPS);
-	fprintf(stderr, "katrace: %llu events, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
-		(unsigned long long)s.events, (unsigned long long)drops_seen,
+	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
+		(unsigned long long)s->events, (unsigned long long)s->lost_requests,
+		(unsigned long long)drops_seen,
 		(unsigned long long)tracer_counter(t, CNT_MAP_FULL));
 	tracer_close(t);
-	session_free(&s);
+	session_free(s);
 	return 0;
 }

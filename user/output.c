@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 #include "output.h"
@@ -57,8 +58,8 @@ void json_string(FILE *f, const char *s)
 
 		if (ch == '"' || ch == '\\')
 			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch);	/* bytes, never raw: output stays valid JSON */
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
 		else
 			fputc(ch, f);
 	}
@@ -81,6 +82,17 @@ uint64_t conn_last_activity(const struct conn *c)
 	if (c->last_recv_ns > t)
 		t = c->last_recv_ns;
 	return t;
+}
+
+uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
+{
+	uint64_t t;
+
+	if (!h || !h->responses)
+		return conn_last_activity(c);
+	/* the response went the other way from the requests */
+	t = h->req_dir == DIR_IN ? c->last_send_ns : c->last_recv_ns;
+	return t > h->last_response_ns ? t : h->last_response_ns;
 }
 
 static void print_time(struct output *o, uint64_t mono_ns)
@@ -115,15 +127,36 @@ static void text_ms(FILE *f, double ms)
 		fprintf(f, "%9.1f ", ms);
 }
 
-void output_close(struct output *o, const struct conn *c, uint64_t end_ns)
+static void header(struct output *o)
+{
+	if (o->header_done || o->json)
+		return;
+	fprintf(o->f, "%-*s %-7s %-15s %-22s %-22s %-7s %-9s %9s %9s %8s %8s %4s %-24s %s\n",
+		o->unix_ts ? 17 : 12, "TIME", "PID", "COMM", "LADDR", "RADDR", "ROLE",
+		"CLOSED_BY", "IDLE_MS", "LIFE_MS", "RX_B", "TX_B", "REQS", "LAST_REQUEST", "STATES");
+	o->header_done = true;
+}
+
+/* Printable, for a comm that may hold anything. */
+static void copy_comm(char *dst, const char *src)
+{
+	int i;
+
+	for (i = 0; i < TASK_COMM_LEN && src[i]; i++)
+		dst[i] = src[i] > 0x20 && src[i] < 0x7f ? src[i] : '?';
+	dst[i] = 0;
+}
+
+void output_close(struct output *o, const struct conn *c, const struct http_state *h,
+		  uint64_t end_ns)
 {
 	char comm[TASK_COMM_LEN + 1] = {}, laddr[64], raddr[64];
 	uint64_t at = c->close_ns ? c->close_ns : end_ns;
-	double idle = c->close_ns ? span_ms(conn_last_activity(c), c->close_ns) : -1;
+	double idle = c->close_ns ? span_ms(conn_idle_since(c, h), c->close_ns) : -1;
 	double life = span_ms(c->start_ns, end_ns);
 	int i;
 
-	memcpy(comm, c->comm, TASK_COMM_LEN);
+	copy_comm(comm, c->comm);
 	format_endpoint(&c->t, true, laddr, sizeof(laddr));
 	format_endpoint(&c->t, false, raddr, sizeof(raddr));
 
@@ -139,25 +172,98 @@ void output_close(struct output *o, const struct conn *c, uint64_t end_ns)
 			(unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 		for (i = 0; i < c->nstates && i < MAX_STATES; i++)
 			fprintf(o->f, "%s\"%s\"", i ? "," : "", tcp_state_name(c->states[i]));
-		fprintf(o->f, "]}\n");
+		fprintf(o->f, "],\"requests\":%u,\"last_request\":", h ? h->requests : 0);
+		if (h && h->last_request[0])
+			json_string(o->f, h->last_request);
+		else
+			fputs("null", o->f);
+		if (h && h->last_status)
+			fprintf(o->f, ",\"last_status\":%d}\n", h->last_status);
+		else
+			fputs(",\"last_status\":null}\n", o->f);
 		fflush(o->f);
 		return;
 	}
-	if (!o->header_done) {
-		fprintf(o->f, "%-*s %-7s %-15s %-22s %-22s %-7s %-9s %9s %9s %8s %8s %s\n",
-			o->unix_ts ? 17 : 12, "TIME", "PID", "COMM", "LADDR", "RADDR", "ROLE",
-			"CLOSED_BY", "IDLE_MS", "LIFE_MS", "RX_B", "TX_B", "STATES");
-		o->header_done = true;
-	}
+	header(o);
 	print_time(o, at);
 	fprintf(o->f, "%-7u %-15s %-22s %-22s %-7s %-9s ", c->tgid, comm[0] ? comm : "?",
 		laddr, raddr, role_name(c->role), closed_by_name(c->closed_by));
 	text_ms(o->f, idle);
 	text_ms(o->f, life);
-	fprintf(o->f, "%8llu %8llu ", (unsigned long long)c->bytes_in,
-		(unsigned long long)c->bytes_out);
+	fprintf(o->f, "%8llu %8llu %4u %-24.*s ", (unsigned long long)c->bytes_in,
+		(unsigned long long)c->bytes_out, h ? h->requests : 0, 24,
+		h && h->last_request[0] ? h->last_request : "-");
 	for (i = 0; i < c->nstates && i < MAX_STATES; i++)
 		fprintf(o->f, "%s%s", i ? ">" : "", tcp_state_name(c->states[i]));
 	fputc('\n', o->f);
+	fflush(o->f);
+}
+
+void output_lost(struct output *o, const struct lost *l)
+{
+	char comm[TASK_COMM_LEN + 1] = "", laddr[64], raddr[64];
+	int64_t wall = (int64_t)l->ts_ns + o->wall_offset_ns;
+	bool known_close = !isnan(l->close_to_request_ms);
+
+	if (l->c)
+		copy_comm(comm, l->c->comm);
+	format_endpoint(&l->t, true, laddr, sizeof(laddr));
+	format_endpoint(&l->t, false, raddr, sizeof(raddr));
+
+	if (o->json) {
+		fprintf(o->f, "{\"type\":\"lost_request\",\"ts\":%.6f,\"pid\":", wall / 1e9);
+		if (l->c) {
+			fprintf(o->f, "%u,\"comm\":", l->c->tgid);
+			json_string(o->f, comm);
+		} else {
+			fputs("null,\"comm\":null", o->f);
+		}
+		fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":",
+			laddr, raddr, l->side == LOST_AT_SERVER ? "server" : "client");
+		json_string(o->f, l->request);
+		if (known_close)
+			fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
+		else
+			fputs(",\"close_to_request_ms\":null", o->f);
+		json_ms(o->f, "idle_ms", l->idle_ms);
+		fputs(",\"reset_reason\":", o->f);
+		if (l->reason)
+			json_string(o->f, l->reason);
+		else
+			fputs("null", o->f);
+		fputs("}\n", o->f);
+		fflush(o->f);
+		return;
+	}
+	header(o);
+	fputs("LOST ", o->f);
+	print_time(o, l->ts_ns);
+	if (l->c)
+		fprintf(o->f, "%s[%u] ", comm, l->c->tgid);
+	if (l->side == LOST_AT_SERVER) {
+		fprintf(o->f, "%s <- %s \"%s\": ", laddr, raddr, l->request);
+		if (known_close && l->close_to_request_ms >= 0)
+			fprintf(o->f, "arrived %.1f ms after this server closed the connection",
+				l->close_to_request_ms);
+		else if (known_close)
+			fprintf(o->f, "arrived %.1f ms before this server closed the connection, unread",
+				-l->close_to_request_ms);
+		else
+			fprintf(o->f, "arrived on a connection this server had closed");
+		if (l->idle_ms >= 0)
+			fprintf(o->f, " after %.1f ms idle", l->idle_ms);
+		fprintf(o->f, "; the kernel answered RST (%s)\n", l->reason ? l->reason : "reason unknown");
+	} else {
+		fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
+		if (known_close && l->close_to_request_ms >= 0)
+			fprintf(o->f, "sent %.1f ms after the peer's FIN arrived", l->close_to_request_ms);
+		else if (known_close)
+			fprintf(o->f, "sent %.1f ms before the peer's FIN arrived", -l->close_to_request_ms);
+		else
+			fprintf(o->f, "sent on an idle connection");
+		if (l->idle_ms >= 0)
+			fprintf(o->f, " (idle %.1f ms)", l->idle_ms);
+		fprintf(o->f, "; the peer answered RST\n");
+	}
 	fflush(o->f);
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "katrace.h"
+#include "conntab.h"
 
 struct output {
 	FILE *f;
@@ -26,7 +27,28 @@ void json_string(FILE *f, const char *s);
 double span_ms(uint64_t from_ns, uint64_t to_ns);
 /* When the connection last moved data (or was established). */
 uint64_t conn_last_activity(const struct conn *c);
+/* Start of the idle period before a close: the end of the last response on
+ * an HTTP connection, else the last data in either direction. */
+uint64_t conn_idle_since(const struct conn *c, const struct http_state *h);
 
-void output_close(struct output *o, const struct conn *c, uint64_t end_ns);
+enum lost_side {
+	LOST_AT_SERVER,	/* traced on the backend: its kernel answered the request with RST */
+	LOST_AT_CLIENT,	/* traced on the proxy: it wrote the request, got RST back */
+};
+
+struct lost {
+	uint64_t ts_ns;			/* arrival (server side) or write (client side) */
+	enum lost_side side;
+	const struct conn *c;		/* NULL when no traced connection matched */
+	struct tuple t;
+	char request[HTTP_MAX_PATH + 24];
+	double close_to_request_ms;	/* may be < 0 (see README); NAN: unknown */
+	double idle_ms;			/* < 0: unknown */
+	const char *reason;		/* sk_rst_reason name, NULL if unknown */
+};
+
+void output_close(struct output *o, const struct conn *c, const struct http_state *h,
+		  uint64_t end_ns);
+void output_lost(struct output *o, const struct lost *l);
 
 #endif

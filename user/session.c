@@ -1,11 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <math.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "session.h"
 
-int session_init(struct session *s, uint32_t max_conns)
+struct session *session_new(uint32_t max_conns)
 {
-	memset(s, 0, sizeof(*s));
-	return conntab_init(&s->conns, max_conns);
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s && conntab_init(&s->conns, max_conns)) {
+		free(s);
+		return NULL;
+	}
+	return s;
 }
 
 static size_t record_size(uint32_t type)
@@ -22,6 +31,128 @@ static size_t record_size(uint32_t type)
 	return 0;
 }
 
+/* ---- HTTP join ---- */
+
+static void count_message(struct http_state *h, const struct http_msg *m, uint8_t dir,
+			  uint64_t ts)
+{
+	if (m->kind == HTTP_REQUEST) {
+		h->requests++;
+		h->req_dir = dir;
+		h->last_request_ns = ts;
+		http_request_line(m, h->last_request, sizeof(h->last_request));
+	} else if (m->kind == HTTP_RESPONSE && m->status >= 200) {
+		h->responses++;
+		h->last_status = m->status;
+		h->last_response_ns = ts;
+	}
+}
+
+static bool has_newline(const uint8_t *p, size_t n)
+{
+	return memchr(p, '\n', n) != NULL;
+}
+
+static void on_data(struct session *s, const struct data_event *e)
+{
+	struct conn_rec *r = conntab_get(&s->conns, e->sk);
+	uint8_t joined[2 * MAX_PAYLOAD];
+	const uint8_t *buf = e->payload;
+	size_t len = e->payload_len < MAX_PAYLOAD ? e->payload_len : MAX_PAYLOAD;
+	uint8_t dir = e->dir & 1;
+	struct http_msg m;
+	size_t used;
+
+	if (!r)
+		return;
+	if (!r->c.tgid) {
+		r->c.tgid = e->tgid;
+		memcpy(r->c.comm, e->comm, sizeof(r->c.comm));
+	}
+	if (r->partial[dir]) {
+		/* the rest of a start line split across calls */
+		size_t have = r->partial_len[dir];
+
+		memcpy(joined, r->partial[dir], have);
+		memcpy(joined + have, buf, len);
+		buf = joined;
+		len += have;
+		free(r->partial[dir]);
+		r->partial[dir] = NULL;
+		r->partial_len[dir] = 0;
+	}
+	if (!has_newline(buf, len) && len < MAX_PAYLOAD && e->payload_len == e->len) {
+		r->partial[dir] = malloc(len);
+		if (r->partial[dir]) {
+			memcpy(r->partial[dir], buf, len);
+			r->partial_len[dir] = len;
+		}
+		return;
+	}
+	/* Pipelined messages: as many as these bytes show. */
+	while (len && http_parse(buf, len, s->full_path, &m, &used) != HTTP_NONE) {
+		count_message(&r->http, &m, dir, e->h.ts_ns);
+		if (!used || used >= len)
+			break;
+		buf += used;
+		len -= used;
+	}
+}
+
+/* ---- finished connections, for resets that come after the socket ---- */
+
+static void remember(struct session *s, const struct conn_rec *r, uint64_t end_ns)
+{
+	struct finished *f = &s->recent[s->recent_next++ % RECENT_CONNS];
+
+	f->c = r->c;
+	f->http = r->http;
+	f->end_ns = end_ns;
+}
+
+static bool same_addr(uint16_t fa, const uint8_t *a, uint16_t fb, const uint8_t *b)
+{
+	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	/* a dual-stack socket carries IPv4 peers as ::ffff:a.b.c.d */
+	if (fa == AF_INET6 && !memcmp(a, v4mapped, 12)) {
+		fa = AF_INET;
+		a += 12;
+	}
+	if (fb == AF_INET6 && !memcmp(b, v4mapped, 12)) {
+		fb = AF_INET;
+		b += 12;
+	}
+	return fa == fb && !memcmp(a, b, fa == AF_INET ? 4 : 16);
+}
+
+static bool same_tuple(const struct tuple *a, const struct tuple *b)
+{
+	return a->lport == b->lport && a->rport == b->rport &&
+	       same_addr(a->family, a->laddr, b->family, b->laddr) &&
+	       same_addr(a->family, a->raddr, b->family, b->raddr);
+}
+
+static struct finished *find_recent(struct session *s, const struct tuple *t)
+{
+	uint32_t i;
+
+	for (i = 1; i <= RECENT_CONNS && i <= s->recent_next; i++) {
+		struct finished *f = &s->recent[(s->recent_next - i) % RECENT_CONNS];
+
+		if (same_tuple(&f->c.t, t))
+			return f;
+	}
+	return NULL;
+}
+
+/* ---- records ---- */
+
+static void close_record(struct session *s, const struct conn_rec *r, uint64_t end_ns)
+{
+	output_close(&s->out, &r->c, &r->http, end_ns);
+}
+
 static void on_close(struct session *s, const struct conn_event *e)
 {
 	struct conn_rec *r = conntab_get(&s->conns, e->c.sk);
@@ -34,11 +165,117 @@ static void on_close(struct session *s, const struct conn_event *e)
 
 static void on_destroy(struct session *s, const struct conn_event *e)
 {
-	struct conn_rec *r = conntab_find(&s->conns, e->c.sk);
+	struct conn_rec *r = conntab_find(&s->conns, e->c.sk), tmp;
 
-	output_close(&s->out, &e->c, e->h.ts_ns);
-	if (r)
+	if (!r) {
+		memset(&tmp, 0, sizeof(tmp));
+		r = &tmp;
+	}
+	r->c = e->c;
+	close_record(s, r, e->h.ts_ns);
+	remember(s, r, e->h.ts_ns);
+	if (r != &tmp)
 		conntab_remove(&s->conns, r);
+}
+
+static const char *reason_name(struct session *s, int reason)
+{
+	if (reason < 0 || reason >= MAX_RST_REASONS || !s->rst_reasons[reason][0])
+		return NULL;
+	return s->rst_reasons[reason];
+}
+
+/* The backend sent a RST in answer to a request: the request was lost. */
+static void backend_lost(struct session *s, const struct reset_event *e)
+{
+	struct conn_rec *live = NULL;
+	struct finished *f = NULL;
+	const struct conn *c = NULL;
+	const struct http_state *h = NULL;
+	struct http_msg m;
+	struct lost lost = {};
+	size_t used;
+	uint64_t arrived = e->payload_src == SRC_ARRIVED ? e->arrived_ns : e->h.ts_ns;
+
+	if (http_parse(e->payload, e->payload_len, s->full_path, &m, &used) != HTTP_REQUEST)
+		return;
+	if (e->sk_kind == RST_SK_FULL)
+		live = conntab_find(&s->conns, e->sk);
+	if (live) {
+		c = &live->c;
+		h = &live->http;
+		live->http.lost_reported = true;
+	} else if ((f = find_recent(s, &e->t))) {
+		c = &f->c;
+		h = &f->http;
+	} else if (s->pid_filter) {
+		return;	/* not one of the traced process's connections */
+	}
+
+	lost.ts_ns = arrived;
+	lost.side = LOST_AT_SERVER;
+	http_request_line(&m, lost.request, sizeof(lost.request));
+	lost.reason = reason_name(s, e->reason);
+	lost.close_to_request_ms = NAN;
+	lost.idle_ms = -1;
+	lost.t = e->t;
+	if (c) {
+		lost.c = c;
+		lost.t = c->t;
+		if (c->close_ns && c->closed_by != CLOSED_NONE) {
+			/* negative: it arrived before the close, and lay unread */
+			lost.close_to_request_ms = ((double)arrived - (double)c->close_ns) / 1e6;
+			lost.idle_ms = span_ms(conn_idle_since(c, h), c->close_ns);
+		}
+	}
+	s->lost_requests++;
+	output_lost(&s->out, &lost);
+}
+
+/* The proxy (client side) got a RST on a connection where its last request
+ * has no response: that request was lost. */
+static void proxy_lost(struct session *s, const struct reset_event *e)
+{
+	struct conn_rec *r = conntab_find(&s->conns, e->sk);
+	struct lost lost = {};
+
+	if (!r || r->http.lost_reported || r->http.req_dir != DIR_OUT ||
+	    r->http.requests <= r->http.responses)
+		return;
+	r->http.lost_reported = true;
+	lost.ts_ns = r->http.last_request_ns;
+	lost.side = LOST_AT_CLIENT;
+	lost.c = &r->c;
+	lost.t = r->c.t;
+	snprintf(lost.request, sizeof(lost.request), "%s", r->http.last_request);
+	lost.close_to_request_ms = NAN;
+	lost.idle_ms = -1;
+	if (r->c.closed_by == CLOSED_PEER_FIN) {
+		/* negative: the FIN arrived just after the request went out */
+		lost.close_to_request_ms =
+			((double)r->http.last_request_ns - (double)r->c.close_ns) / 1e6;
+		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), r->c.close_ns);
+	} else {
+		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), r->http.last_request_ns);
+	}
+	s->lost_requests++;
+	output_lost(&s->out, &lost);
+}
+
+static void on_reset(struct session *s, const struct reset_event *e)
+{
+	if (getenv("KATRACE_DEBUG")) {
+		char l[64], r[64];
+		format_endpoint(&e->t, true, l, sizeof(l));
+		format_endpoint(&e->t, false, r, sizeof(r));
+		fprintf(stderr, "DEBUG reset sent=%d kind=%d reason=%d src=%d seg=%u plen=%u %s %s sk=%llx '%.*s'\n",
+			e->sent, e->sk_kind, e->reason, e->payload_src, e->seg_len, e->payload_len, l, r,
+			(unsigned long long)e->sk, e->payload_len, e->payload);
+	}
+	if (e->sent && e->payload_len)
+		backend_lost(s, e);
+	else if (!e->sent && e->sk_kind == RST_SK_FULL)
+		proxy_lost(s, e);
 }
 
 int session_event(void *ctx, const void *data, size_t len)
@@ -46,7 +283,7 @@ int session_event(void *ctx, const void *data, size_t len)
 	struct session *s = ctx;
 	const struct event_hdr *h = data;
 
-	if (len < sizeof(*h) || len < record_size(h->type) || !record_size(h->type)) {
+	if (len < sizeof(*h) || !record_size(h->type) || len < record_size(h->type)) {
 		s->bad_records++;
 		return 0;
 	}
@@ -61,6 +298,12 @@ int session_event(void *ctx, const void *data, size_t len)
 	case EV_DESTROY:
 		on_destroy(s, data);
 		break;
+	case EV_RESET:
+		on_reset(s, data);
+		break;
+	case EV_DATA:
+		on_data(s, data);
+		break;
 	}
 	return 0;
 }
@@ -70,7 +313,7 @@ static void flush_pending(struct conn_rec *r, void *arg)
 	struct session *s = arg;
 
 	if (r->closing)
-		output_close(&s->out, &r->c, s->last_ts_ns);
+		close_record(s, r, s->last_ts_ns);
 	conntab_remove(&s->conns, r);
 }
 
@@ -81,5 +324,8 @@ void session_finish(struct session *s)
 
 void session_free(struct session *s)
 {
+	if (!s)
+		return;
 	conntab_free(&s->conns);
+	free(s);
 }

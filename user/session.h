@@ -1,21 +1,39 @@
-/* One run's state: takes raw event records (live or replayed), keeps the
- * connection table, and hands finished records to the output. */
+/* One run's state: takes raw event records (live or replayed), joins them
+ * into connections with their HTTP requests, names the requests lost to a
+ * close race, and hands finished records to the output. */
 #ifndef SESSION_H
 #define SESSION_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "conntab.h"
 #include "output.h"
 
+#define RECENT_CONNS	4096	/* finished connections kept to match late resets */
+#define MAX_RST_REASONS	64
+
+struct finished {
+	struct conn c;
+	struct http_state http;
+	uint64_t end_ns;
+};
+
 struct session {
 	struct output out;
 	struct conntab conns;
+	bool full_path;		/* keep query strings */
+	bool pid_filter;	/* resets that match no traced connection are dropped */
+	char rst_reasons[MAX_RST_REASONS][40];	/* enum sk_rst_reason names, from BTF */
+	struct finished recent[RECENT_CONNS];	/* ring */
+	uint32_t recent_next;
 	uint64_t events;
 	uint64_t bad_records;	/* wrong size or unknown type */
+	uint64_t lost_requests;
 	uint64_t last_ts_ns;	/* newest kernel stamp seen */
 };
 
-int session_init(struct session *s, uint32_t max_conns);
+/* Allocates; NULL when out of memory. */
+struct session *session_new(uint32_t max_conns);
 /* ring_buffer sample callback shape; always returns 0 so polling goes on. */
 int session_event(void *ctx, const void *data, size_t len);
 /* End of run: report connections whose close began but whose socket the
