@@ -563,12 +563,17 @@ static __always_inline void capture(struct conn *c, __u8 dir, __u32 moved, __u64
 	if (c->proto == PROTO_OTHER || !wanted(c))
 		return;
 	buf = syscall_buffer(&n, moved);
-	if (!buf || !n || bpf_probe_read_user(&head, sizeof(head), buf))
+	if (!buf || !n)
+		return;
+	if (n >= 4 && bpf_probe_read_user(&head, sizeof(head), buf))
 		return;
 	start = n >= 4 && http_start(head);
 	cont = c->partial & (1 << dir);
-	if (c->proto == PROTO_UNKNOWN && c->start_ns) {
-		/* The first bytes of a connection say what it carries. */
+	if (c->proto == PROTO_UNKNOWN && c->start_ns && !cont) {
+		/* The first bytes of a connection say what it carries; fewer
+		 * than four cannot tell, so they pass as a possible start. */
+		if (n < 4)
+			start = true;
 		c->proto = start ? PROTO_HTTP : PROTO_OTHER;
 		if (!start)
 			return;
@@ -651,35 +656,60 @@ int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
-/* New data queued on a socket (softirq). Keep the start of each request as
- * it arrives: if the application closes the socket without reading it, the
- * kernel frees the queue before it sends the RST, and this is all that is
- * left of the request lost to the race. */
-SEC("tp_btf/sk_data_ready")
-int BPF_PROG(on_data_ready, const struct sock *sk)
+/* A segment arriving on an established socket (softirq). Keep the start of
+ * each request as it arrives: if the application closes the socket without
+ * reading it, the kernel frees the queue before it sends the RST, and this
+ * is all that is left of the request lost to the race. */
+static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb,
+					  enum payload_mode mode)
 {
 	__u64 key = (__u64)sk;
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
-	struct sk_buff *skb;
-	struct arrival *a;
 	__u32 linear = 0, total = 0, head = 0, zero = 0;
+	struct bpf_dynptr dp;
+	struct arrival *a;
 	void *payload;
+	__u32 off;
+	__u64 n;
 
 	if (!c || c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
-		return 0;
-	if (!BPF_CORE_READ(sk, sk_receive_queue.qlen))
-		return 0;
-	skb = BPF_CORE_READ(sk, sk_receive_queue.prev);	/* the newest */
+		return;
 	payload = skb_payload(skb, &linear, &total);
-	if (!payload || linear < 4 || bpf_probe_read_kernel(&head, 4, payload) ||
-	    !http_start(head))
-		return 0;
+	if (!payload || total < 4)
+		return;
 	a = bpf_map_lookup_elem(&scratch_arrival, &zero);
 	if (!a)
-		return 0;
+		return;
+	n = payload_size(total);
+	if (linear >= 4) {
+		if (bpf_probe_read_kernel(&head, 4, payload) || !http_start(head))
+			return;
+		n = read_kernel_bytes(a->payload, payload, linear);
+	} else if (mode == PAYLOAD_DYNPTR) {
+		off = payload - (void *)BPF_CORE_READ(skb, data);
+		if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &dp) ||
+		    bpf_dynptr_read(&head, 4, &dp, off, 0) || !http_start(head) ||
+		    bpf_dynptr_read(a->payload, n, &dp, off, 0))
+			return;
+	} else {
+		return;
+	}
 	a->ts_ns = bpf_ktime_get_ns();
-	a->len = read_kernel_bytes(a->payload, payload, linear);
+	a->len = n;
 	bpf_map_update_elem(&arrivals, &key, a, BPF_ANY);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(on_tcp_probe, const struct sock *sk, const struct sk_buff *skb)
+{
+	stash_arrival(sk, skb, PAYLOAD_DYNPTR);
+	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(on_tcp_probe_linear, const struct sock *sk, const struct sk_buff *skb)
+{
+	stash_arrival(sk, skb, PAYLOAD_LINEAR);
 	return 0;
 }
 

@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,11 +65,41 @@ class Proc:
         self.stop()
 
 
+class Netns:
+    """A network namespace of our own, loopback up, removed on exit."""
+
+    def __init__(self, name, sysctls=()):
+        self.name = name
+        subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        for kv in sysctls:
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", kv], check=True)
+
+    def cmd(self, args):
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        subprocess.run(["ip", "netns", "del", self.name])
+
+
 class NodeServer(Proc):
-    def __init__(self, keepalive_ms, host="127.0.0.1", port=0):
-        super().__init__(["node", os.path.join(SERVERS, "keepalive.js"), str(port),
-                          str(keepalive_ms), host])
+    def __init__(self, keepalive_ms, host="127.0.0.1", port=0, netns=None):
+        args = ["node", os.path.join(SERVERS, "keepalive.js"), str(port), str(keepalive_ms), host]
+        super().__init__(netns.cmd(args) if netns else args)
         self.host = host
+        self.port = int(wait_line(self.p, "ready").split()[1])
+
+
+class PyPeer(Proc):
+    """tests/servers/tcp_peer.py in one of its modes."""
+
+    def __init__(self, mode, netns=None):
+        args = [sys.executable, os.path.join(SERVERS, "tcp_peer.py"), mode]
+        super().__init__(netns.cmd(args) if netns else args)
         self.port = int(wait_line(self.p, "ready").split()[1])
 
 

@@ -26,7 +26,6 @@ struct tracer {
 	struct katrace_bpf *skel;
 	struct ring_buffer *rb;
 	char fallbacks[256];
-	bool have_data_ready;
 };
 
 static bool libbpf_verbose;
@@ -103,8 +102,8 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 	/* sock_{send,recv}_length arrived in Linux 6.5 */
 	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data);
 	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data);
-	/* sk_data_ready (Linux 6.7) names a request closed unread */
-	bpf_program__set_autoload(t->skel->progs.on_data_ready, t->have_data_ready);
+	bpf_program__set_autoload(t->skel->progs.on_tcp_probe, dynptr);
+	bpf_program__set_autoload(t->skel->progs.on_tcp_probe_linear, !dynptr);
 	return katrace_bpf__load(t->skel);
 }
 
@@ -112,11 +111,12 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 {
 	static const char *const required[] = {
 		"inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset", "tcp_destroy_sock",
+		"tcp_probe",
 	};
 	const char *btf_path = o->btf_path ? o->btf_path : DEFAULT_BTF;
 	struct tracer *t;
 	struct btf *btf;
-	bool have_data, have_data_ready;
+	bool have_data;
 	int err, reset_args;
 	size_t i;
 
@@ -146,7 +146,6 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	reset_args = tracepoint_args(btf, "tcp_send_reset");
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
 		    tracepoint_args(btf, "sock_recv_length") == 3;
-	have_data_ready = tracepoint_args(btf, "sk_data_ready") == 1;
 	btf__free(btf);
 	if (!have_data)
 		fprintf(stderr, "katrace: note: no sock_send_length/sock_recv_length (Linux < 6.5): "
@@ -155,13 +154,10 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->have_data_ready = have_data_ready;
-	if (!have_data_ready)
-		append_fallback(t, "no sk_data_ready tracepoint: a request closed unread is counted "
-				"without its line");
+
 	/* Try reading reset segments through skb dynptrs first; a kernel that
 	 * refuses them in tracing programs gets the linear-only program. */
-	err = load(t, o, reset_args, have_data, true);
+	err = load(t, o, reset_args, have_data, reset_args >= 3);
 	if (err && reset_args >= 3) {
 		katrace_bpf__destroy(t->skel);
 		t->skel = NULL;

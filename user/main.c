@@ -51,7 +51,7 @@ static const struct argp_option opts[] = {
 	{ "full-path", OPT_FULL_PATH, NULL, 0, "Keep query strings (default: replaced by ?…)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
 	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
-	{ "verbose", 'v', NULL, 0, "Print libbpf's messages (verifier log on failure)", 0 },
+	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and every reset seen", 0 },
 	{},
 };
 
@@ -202,6 +202,7 @@ int main(int argc, char **argv)
 	s->out.wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
 	s->full_path = env.full_path;
 	s->pid_filter = env.ntgids > 0;
+	s->verbose = env.verbose;
 
 	topts = (struct tracer_opts){
 		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,

@@ -148,6 +148,8 @@ static struct finished *find_recent(struct session *s, const struct tuple *t)
 
 /* ---- records ---- */
 
+static void proxy_lost(struct session *s, struct conn_rec *r);
+
 static void close_record(struct session *s, const struct conn_rec *r, uint64_t end_ns)
 {
 	output_close(&s->out, &r->c, &r->http, end_ns);
@@ -172,6 +174,7 @@ static void on_destroy(struct session *s, const struct conn_event *e)
 		r = &tmp;
 	}
 	r->c = e->c;
+	proxy_lost(s, r);
 	close_record(s, r, e->h.ts_ns);
 	remember(s, r, e->h.ts_ns);
 	if (r != &tmp)
@@ -233,13 +236,14 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 }
 
 /* The proxy (client side) got a RST on a connection where its last request
- * has no response: that request was lost. */
-static void proxy_lost(struct session *s, const struct reset_event *e)
+ * has no response: that request was lost. Decided when the socket is gone:
+ * on loopback the RST comes back inside the send() that carried the
+ * request, before that send's own event. */
+static void proxy_lost(struct session *s, struct conn_rec *r)
 {
-	struct conn_rec *r = conntab_find(&s->conns, e->sk);
 	struct lost lost = {};
 
-	if (!r || r->http.lost_reported || r->http.req_dir != DIR_OUT ||
+	if (!r->peer_rst_ns || r->http.lost_reported || r->http.req_dir != DIR_OUT ||
 	    r->http.requests <= r->http.responses)
 		return;
 	r->http.lost_reported = true;
@@ -264,18 +268,23 @@ static void proxy_lost(struct session *s, const struct reset_event *e)
 
 static void on_reset(struct session *s, const struct reset_event *e)
 {
-	if (getenv("KATRACE_DEBUG")) {
+	if (s->verbose) {
 		char l[64], r[64];
 		format_endpoint(&e->t, true, l, sizeof(l));
 		format_endpoint(&e->t, false, r, sizeof(r));
-		fprintf(stderr, "DEBUG reset sent=%d kind=%d reason=%d src=%d seg=%u plen=%u %s %s sk=%llx '%.*s'\n",
-			e->sent, e->sk_kind, e->reason, e->payload_src, e->seg_len, e->payload_len, l, r,
-			(unsigned long long)e->sk, e->payload_len, e->payload);
+		fprintf(stderr, "katrace: reset %s sk=%llx kind=%d reason=%s payload=%d/%u bytes (source %d) %s %s\n",
+			e->sent ? "sent" : "received", (unsigned long long)e->sk, e->sk_kind,
+			reason_name(s, e->reason) ? reason_name(s, e->reason) : "?",
+			e->payload_len, e->seg_len, e->payload_src, l, r);
 	}
 	if (e->sent && e->payload_len)
 		backend_lost(s, e);
-	else if (!e->sent && e->sk_kind == RST_SK_FULL)
-		proxy_lost(s, e);
+	else if (!e->sent && e->sk_kind == RST_SK_FULL) {
+		struct conn_rec *r = conntab_find(&s->conns, e->sk);
+
+		if (r && !r->peer_rst_ns)
+			r->peer_rst_ns = e->h.ts_ns;
+	}
 }
 
 int session_event(void *ctx, const void *data, size_t len)
@@ -312,6 +321,7 @@ static void flush_pending(struct conn_rec *r, void *arg)
 {
 	struct session *s = arg;
 
+	proxy_lost(s, r);
 	if (r->closing)
 		close_record(s, r, s->last_ts_ns);
 	conntab_remove(&s->conns, r);

@@ -22,7 +22,8 @@ struct session {
 	struct output out;
 	struct conntab conns;
 	bool full_path;		/* keep query strings */
-	bool pid_filter;	/* resets that match no traced connection are dropped */
+	bool pid_filter;
+	bool verbose;		/* every reset, on stderr */	/* resets that match no traced connection are dropped */
 	char rst_reasons[MAX_RST_REASONS][40];	/* enum sk_rst_reason names, from BTF */
 	struct finished recent[RECENT_CONNS];	/* ring */
 	uint32_t recent_next;

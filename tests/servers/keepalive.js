@@ -6,7 +6,11 @@ const http = require('http');
 const [port, keepAliveMs, host] = [+process.argv[2] || 0, +process.argv[3], process.argv[4] || '127.0.0.1'];
 const server = http.createServer((req, res) => {
 	req.resume();	// drain any body
-	req.on('end', () => res.end(`${req.method} ${req.url} ok\n`));
+	req.on('end', () => {
+		const m = /^\/status\/(\d{3})/.exec(req.url);	// /status/404 answers 404
+		if (m) res.statusCode = +m[1];
+		res.end(`${req.method} ${req.url} ok\n`);
+	});
 });
 server.keepAliveTimeout = keepAliveMs;
 server.listen(port, host, () => console.log(`ready ${server.address().port}`));

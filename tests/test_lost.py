@@ -1,0 +1,147 @@
+"""Issue 4: each kernel path by which a request is lost to a close race,
+forced deterministically, named from the backend alone."""
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+from lib import (Katrace, Netns, NodeServer, PyPeer, check, http_request, local_port,
+                 wait_eof)
+
+LOST_REQ = b"POST /lost/7?k=v HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def only_lost(kt):
+    lost = kt.records("lost_request")
+    check(len(lost) == 1, f"expected one lost request: {kt.out} {kt.stderr}")
+    return lost[0]
+
+
+def backend_closes_then_client_writes(delay_s, expect_reason):
+    with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid)) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        http_request(c, "/first")
+        t_fin, _ = wait_eof(c)	# the backend's FIN has arrived
+        time.sleep(delay_s)
+        t_write = time.monotonic()
+        c.sendall(LOST_REQ)
+        port = local_port(c)
+        time.sleep(0.1)
+        c.close()
+        lost = only_lost(kt)
+        close = [r for r in kt.records() if r["raddr"].endswith(f":{port}")][0]
+    check(lost["request"] == "POST /lost/7?…", lost)
+    check(lost["reset_reason"] == expect_reason, lost)
+    check(lost["pid"] == srv.pid and lost["role"] == "server", lost)
+    check(lost["raddr"].endswith(f":{port}") and lost["laddr"].endswith(f":{srv.port}"), lost)
+    check(abs(lost["close_to_request_ms"] - (t_write - t_fin) * 1000) <= 20, lost)
+    check(abs(lost["idle_ms"] - close["idle_ms"]) < 0.2, (lost, close))
+    return lost
+
+
+def test_path_abort_on_data():
+    """The request crosses the backend's FIN: the orphan in FIN_WAIT gets data."""
+    backend_closes_then_client_writes(0, "TCP_ABORT_ON_DATA")
+
+
+def test_path_timewait_socket():
+    """The FIN was ACKed first: the orphan is a timewait socket by then."""
+    backend_closes_then_client_writes(0.1, "TCP_TIMEWAIT_SOCKET")
+
+
+def test_path_abort_on_close():
+    """The request is in the receive queue, unread, when the backend closes."""
+    with PyPeer("http-then-close-unread") as srv, Katrace("-p", str(srv.pid)) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        http_request(c, "/one")
+        time.sleep(0.2)
+        c.sendall(LOST_REQ)
+        _, how = wait_eof(c)
+        lost = only_lost(kt)
+    check(how == "rst", how)
+    check(lost["request"] == "POST /lost/7?…" and lost["reset_reason"] == "TCP_ABORT_ON_CLOSE", lost)
+    # it arrived ~50 ms before the close, and was never read
+    check(-80 < lost["close_to_request_ms"] < -30, lost)
+    check(abs(lost["idle_ms"] - 250) < 40, lost)
+
+
+def client_in_netns(ns, port, script):
+    return subprocess.run(ns.cmd([sys.executable, "-c", f"""
+import socket, sys, time
+sys.path.insert(0, {repr(sys.path[0])})
+from lib import http_request, wait_eof
+c = socket.create_connection(('127.0.0.1', {port}))
+{script}
+"""]), capture_output=True, text=True, timeout=20)
+
+
+def test_path_no_socket():
+    """No socket left (no timewait kept, nothing listening): sk is NULL and
+    the request is matched to its connection by the segment's 4-tuple."""
+    with Netns("katrace-nosock", ["net.ipv4.tcp_max_tw_buckets=0"]) as ns, \
+            PyPeer("http-once-then-unlisten", netns=ns) as srv, \
+            Katrace("-p", str(srv.pid)) as kt:
+        p = client_in_netns(ns, srv.port, """
+http_request(c, '/one')
+wait_eof(c)
+time.sleep(0.1)
+c.sendall(b'DELETE /gone/1 HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')
+time.sleep(0.1)
+""")
+        check(p.returncode == 0, p.stderr)
+        lost = only_lost(kt)
+    check(lost["request"] == "DELETE /gone/1" and lost["reset_reason"] == "NO_SOCKET", lost)
+    check(lost["pid"] == srv.pid and 90 < lost["close_to_request_ms"] < 150, lost)
+
+
+def test_path_listener_answers():
+    """No connection socket left but the port still listens: the listener
+    answers the stray request (TCP_FLAGS); matched by 4-tuple as well."""
+    with Netns("katrace-listener", ["net.ipv4.tcp_max_tw_buckets=0"]) as ns, \
+            NodeServer(keepalive_ms=100, netns=ns) as srv, \
+            Katrace("-p", str(srv.pid)) as kt:
+        p = client_in_netns(ns, srv.port, """
+http_request(c, '/one')
+wait_eof(c)
+time.sleep(0.1)
+c.sendall(b'PUT /late HTTP/1.1\\r\\nHost: t\\r\\nContent-Length: 0\\r\\n\\r\\n')
+time.sleep(0.1)
+""")
+        check(p.returncode == 0, p.stderr)
+        lost = only_lost(kt)
+    check(lost["request"] == "PUT /late" and lost["reset_reason"] == "TCP_FLAGS", lost)
+    check(lost["pid"] == srv.pid, lost)
+
+
+def test_client_side_request_on_closed_connection():
+    """Traced on the client: it writes a request on a connection whose FIN it
+    has not read yet and gets RST back."""
+    with NodeServer(keepalive_ms=100) as srv:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        with Katrace("-p", str(__import__("os").getpid())) as kt:
+            http_request(c, "/first")
+            time.sleep(1.3)	# past Node's effective 1.1 s: its FIN is here, unread
+            c.sendall(LOST_REQ)
+            time.sleep(0.1)
+            try:
+                c.recv(100)
+            except ConnectionResetError:
+                pass
+            c.close()
+            lost = only_lost(kt)
+    check(lost["role"] == "client" and lost["request"] == "POST /lost/7?…", lost)
+    check(lost["reset_reason"] is None, lost)
+    check(150 < lost["close_to_request_ms"] < 260, lost)
+    check(1050 < lost["idle_ms"] < 1150, lost)
+
+
+def test_no_lost_request_without_race():
+    with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid)) as kt:
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", srv.port))
+            http_request(c)
+            wait_eof(c)
+            c.close()
+        recs = kt.records("lost_request")
+    check(recs == [], recs)
