@@ -53,7 +53,7 @@ test: katrace unit
 	python3 tests/run.py
 
 demo: katrace
-	./tools/racelab --demo
+	./tools/racelab --demo --min-502 3
 
 bench: katrace
 	./tools/bench

@@ -246,24 +246,31 @@ void output_lost(struct output *o, const struct lost *l)
 			fprintf(o->f, "arrived %.1f ms after this server closed the connection",
 				l->close_to_request_ms);
 		else if (known_close)
-			fprintf(o->f, "arrived %.1f ms before this server closed the connection, unread",
+			fprintf(o->f, "arrived %.1f ms before this server closed the connection",
 				-l->close_to_request_ms);
 		else
 			fprintf(o->f, "arrived on a connection this server had closed");
 		if (l->idle_ms >= 0)
 			fprintf(o->f, " after %.1f ms idle", l->idle_ms);
+		if (known_close && l->close_to_request_ms < 0)
+			fprintf(o->f, ", and lay unread");
 		fprintf(o->f, "; the kernel answered RST (%s)\n", l->reason ? l->reason : "reason unknown");
 	} else {
+		bool by_rst = l->c && l->c->closed_by == CLOSED_PEER_RST;
+
 		fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
-		if (known_close && l->close_to_request_ms >= 0)
-			fprintf(o->f, "sent %.1f ms after the peer's FIN arrived", l->close_to_request_ms);
-		else if (known_close)
-			fprintf(o->f, "sent %.1f ms before the peer's FIN arrived", -l->close_to_request_ms);
-		else
+		if (!known_close)
 			fprintf(o->f, "sent on an idle connection");
+		else if (by_rst)
+			fprintf(o->f, "sent %.1f ms before the peer aborted the connection",
+				-l->close_to_request_ms);
+		else if (l->close_to_request_ms >= 0)
+			fprintf(o->f, "sent %.1f ms after the peer's FIN arrived", l->close_to_request_ms);
+		else
+			fprintf(o->f, "sent %.1f ms before the peer's FIN arrived", -l->close_to_request_ms);
 		if (l->idle_ms >= 0)
-			fprintf(o->f, " (idle %.1f ms)", l->idle_ms);
-		fprintf(o->f, "; the peer answered RST\n");
+			fprintf(o->f, " after %.1f ms idle", l->idle_ms);
+		fprintf(o->f, "; the peer answered RST: no response\n");
 	}
 	fflush(o->f);
 }

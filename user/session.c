@@ -254,8 +254,9 @@ static void proxy_lost(struct session *s, struct conn_rec *r)
 	snprintf(lost.request, sizeof(lost.request), "%s", r->http.last_request);
 	lost.close_to_request_ms = NAN;
 	lost.idle_ms = -1;
-	if (r->c.closed_by == CLOSED_PEER_FIN) {
-		/* negative: the FIN arrived just after the request went out */
+	if (r->c.closed_by == CLOSED_PEER_FIN || r->c.closed_by == CLOSED_PEER_RST) {
+		/* The backend's close as this side saw it: its FIN, or its RST
+		 * when it aborted. Negative: the request went out first. */
 		lost.close_to_request_ms =
 			((double)r->http.last_request_ns - (double)r->c.close_ns) / 1e6;
 		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), r->c.close_ns);
