@@ -6,7 +6,7 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 BUILD   := build
 CFLAGS  ?= -O2 -g -Wall -Wextra -Wno-unused-parameter
 CPPFLAGS += -Iuser -Ibpf -I$(BUILD)
-LDLIBS  := -lbpf -lelf -lz
+LDLIBS  := -lbpf -lelf -lz -lm
 
 USER_SRC := $(wildcard user/*.c)
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)

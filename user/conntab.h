@@ -14,6 +14,7 @@ struct http_state {
 	int last_status;		/* 0: none yet */
 	uint64_t last_request_ns;
 	uint64_t last_response_ns;
+	uint64_t max_reuse_gap_ns;	/* longest idle before a request on this connection */
 	char last_request[HTTP_MAX_PATH + 24];	/* "METHOD /path", "" if none */
 };
 

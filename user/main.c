@@ -26,11 +26,12 @@ static struct env {
 	bool unix_ts;
 	bool verbose;
 	bool full_path;
+	double margin_s;
 	uint32_t max_conns;
 	const char *btf_path;
-} env = { .max_conns = 65536 };
+} env = { .max_conns = 65536, .margin_s = 5 };
 
-enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH };
+enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN };
 
 const char *argp_program_version = "katrace 0.1";
 static const char doc[] =
@@ -49,6 +50,7 @@ static const struct argp_option opts[] = {
 	{ "timestamp", 'T', NULL, 0, "Print unix timestamps instead of wall-clock time", 0 },
 	{ "json", OPT_JSON, NULL, 0, "One JSON object per line (schema in README.md)", 0 },
 	{ "full-path", OPT_FULL_PATH, NULL, 0, "Keep query strings (default: replaced by ?…)", 0 },
+	{ "margin", OPT_MARGIN, "SECONDS", 0, "How much longer the backend must keep idle connections than its peer (default 5)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
 	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and every reset seen", 0 },
@@ -134,6 +136,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	case OPT_FULL_PATH:
 		env.full_path = true;
 		break;
+	case OPT_MARGIN:
+		env.margin_s = strtod(arg, &end);
+		if (*end || end == arg || env.margin_s < 0)
+			argp_error(st, "invalid margin: '%s'", arg);
+		break;
 	case 'v':
 		env.verbose = true;
 		break;
@@ -146,11 +153,14 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	return 0;
 }
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, summary_wanted;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGUSR1)
+		summary_wanted = 1;
+	else
+		stop_signal = sig;
 }
 
 static uint64_t now_ns(clockid_t clk)
@@ -191,7 +201,7 @@ int main(int argc, char **argv)
 	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (err)
 		return 1;
-	s = session_new(env.max_conns);
+	s = session_new(env.max_conns, env.margin_s * 1000);
 	if (!s) {
 		fprintf(stderr, "katrace: out of memory\n");
 		return 1;
@@ -218,6 +228,7 @@ int main(int argc, char **argv)
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGUSR1, on_signal);
 	start = now_ns(CLOCK_MONOTONIC);
 	if (env.duration_s > 0)
 		deadline = start + (uint64_t)(env.duration_s * 1e9);
@@ -233,6 +244,10 @@ int main(int argc, char **argv)
 			break;
 		}
 		now = now_ns(CLOCK_MONOTONIC);
+		if (summary_wanted) {
+			summary_wanted = 0;
+			session_summary(s, tracer_counter(t, CNT_RB_DROPS), tracer_counter(t, CNT_MAP_FULL));
+		}
 		if (deadline && now >= deadline)
 			break;
 		if (drain_until) {
@@ -257,6 +272,7 @@ int main(int argc, char **argv)
 	tracer_poll(t, 0);
 	session_finish(s);
 	drops_seen = tracer_counter(t, CNT_RB_DROPS);
+	session_summary(s, drops_seen, tracer_counter(t, CNT_MAP_FULL));
 	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
 		(unsigned long long)s->events, (unsigned long long)s->lost_requests,
 		(unsigned long long)drops_seen,

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <stdlib.h>
+#include "analyze.h"
 #include "output.h"
 
 static const char *const tcp_states[] = {
@@ -271,6 +273,129 @@ void output_lost(struct output *o, const struct lost *l)
 		if (l->idle_ms >= 0)
 			fprintf(o->f, " after %.1f ms idle", l->idle_ms);
 		fprintf(o->f, "; the peer answered RST: no response\n");
+	}
+	fflush(o->f);
+}
+
+static int cmp_ms(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static void idle_line(FILE *f, const char *who, const struct idle_stats *st,
+		      const struct cluster *c, bool json)
+{
+	double *v = NULL, p50 = NAN, p99 = NAN;
+
+	if (st->nsamples && (v = malloc(st->nsamples * sizeof(double)))) {
+		memcpy(v, st->samples, st->nsamples * sizeof(double));
+		qsort(v, st->nsamples, sizeof(double), cmp_ms);
+		p50 = percentile(v, st->nsamples, 0.5);
+		p99 = percentile(v, st->nsamples, 0.99);
+		free(v);
+	}
+	if (json) {
+		fprintf(f, "\"%s\":{\"closes\":%llu", who, (unsigned long long)st->n);
+		if (st->n)
+			fprintf(f, ",\"min_ms\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f",
+				st->min_ms, p50, p99, st->max_ms);
+		if (c->found)
+			fprintf(f, ",\"timeout_s\":%.4f,\"timeout_closes\":%u,\"timeout_spread_ms\":%.1f}",
+				c->value_ms / 1000, c->count, c->width_ms);
+		else
+			fputs(",\"timeout_s\":null}", f);
+		return;
+	}
+	fprintf(f, "  idle closes by the %-8s %llu", who, (unsigned long long)st->n);
+	if (st->n)
+		fprintf(f, ", idle min %.1f / p50 %.1f / p99 %.1f / max %.1f ms", st->min_ms, p50,
+			p99, st->max_ms);
+	if (c->found)
+		fprintf(f, "; effective timeout %.2f s (%u close%s within %.1f ms)", c->value_ms / 1000,
+			c->count, c->count == 1 ? "" : "s", c->width_ms);
+	fputc('\n', f);
+}
+
+void output_summary(struct output *o, const struct analyzer *a, const struct run_counts *n,
+		    uint64_t now_ns)
+{
+	int64_t wall = (int64_t)now_ns + o->wall_offset_ns;
+	struct verdict v;
+	uint64_t i, k;
+
+	if (o->json) {
+		fprintf(o->f, "{\"type\":\"summary\",\"ts\":%.6f,\"events\":%llu,\"lost_requests\":%llu,"
+			"\"dropped_events\":%llu,\"untracked_conns\":%llu,\"margin_s\":%.1f,\"services\":[",
+			wall / 1e9, (unsigned long long)n->events, (unsigned long long)n->lost_requests,
+			(unsigned long long)n->dropped, (unsigned long long)n->not_tracked,
+			a->margin_ms / 1000);
+		for (i = 0; i < (uint64_t)a->n; i++) {
+			const struct service *s = &a->svc[i];
+
+			analyze_verdict(a, s, &v);
+			fprintf(o->f, "%s{\"service\":", i ? "," : "");
+			json_string(o->f, s->name);
+			fprintf(o->f, ",\"traced\":\"%s\",\"backend_comm\":", s->local ? "backend" : "proxy");
+			if (s->backend_comm[0])
+				json_string(o->f, s->backend_comm);
+			else
+				fputs("null", o->f);
+			fputs(",\"peer_comm\":", o->f);
+			if (s->peer_comm[0])
+				json_string(o->f, s->peer_comm);
+			else
+				fputs("null", o->f);
+			fprintf(o->f, ",\"connections\":%llu,", (unsigned long long)s->conns);
+			idle_line(o->f, "backend_idle", &s->backend, &v.backend, true);
+			fputc(',', o->f);
+			idle_line(o->f, "peer_idle", &s->peer, &v.peer, true);
+			fprintf(o->f, ",\"max_reuse_gap_ms\":%.1f,\"lost\":%llu,\"lost_examples\":[",
+				s->max_reuse_gap_ms, (unsigned long long)s->lost);
+			for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++) {
+				fputs(k ? "," : "", o->f);
+				json_string(o->f, s->lost_examples[k]);
+			}
+			fprintf(o->f, "],\"verdict\":\"%s\",\"why\":", verdict_name(v.kind));
+			json_string(o->f, v.why);
+			fputs(",\"fix\":", o->f);
+			if (v.fix[0])
+				json_string(o->f, v.fix);
+			else
+				fputs("null", o->f);
+			fputc('}', o->f);
+		}
+		fputs("]}\n", o->f);
+		fflush(o->f);
+		return;
+	}
+	fprintf(o->f, "\nSUMMARY: %llu events, %llu lost requests, %llu dropped (ring buffer full)%s\n",
+		(unsigned long long)n->events, (unsigned long long)n->lost_requests,
+		(unsigned long long)n->dropped, n->dropped ? ": numbers below are incomplete" : "");
+	if (!a->n)
+		fprintf(o->f, "no HTTP keep-alive connection finished yet: %s\n",
+			verdict_name(VERDICT_INSUFFICIENT));
+	for (i = 0; i < (uint64_t)a->n; i++) {
+		const struct service *s = &a->svc[i];
+
+		analyze_verdict(a, s, &v);
+		fprintf(o->f, "service %s (%s%s%s), %llu connections\n", s->name,
+			s->local ? "traced on the backend" : "traced on the proxy",
+			(s->local ? s->backend_comm : s->peer_comm)[0] ? ": " : "",
+			s->local ? s->backend_comm : s->peer_comm, (unsigned long long)s->conns);
+		idle_line(o->f, "backend:", &s->backend, &v.backend, false);
+		idle_line(o->f, "peer:", &s->peer, &v.peer, false);
+		if (s->max_reuse_gap_ms > 0)
+			fprintf(o->f, "  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
+				s->max_reuse_gap_ms);
+		fprintf(o->f, "  lost requests: %llu", (unsigned long long)s->lost);
+		for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++)
+			fprintf(o->f, "%s%s", k ? ", " : ": ", s->lost_examples[k]);
+		fprintf(o->f, "%s\n", s->lost > LOST_EXAMPLES ? ", ..." : "");
+		fprintf(o->f, "  verdict: %s: %s\n", verdict_name(v.kind), v.why);
+		if (v.fix[0])
+			fprintf(o->f, "  fix: %s\n", v.fix);
 	}
 	fflush(o->f);
 }

@@ -51,4 +51,11 @@ void output_close(struct output *o, const struct conn *c, const struct http_stat
 		  uint64_t end_ns);
 void output_lost(struct output *o, const struct lost *l);
 
+struct analyzer;
+struct run_counts {
+	uint64_t events, lost_requests, dropped, not_tracked;
+};
+void output_summary(struct output *o, const struct analyzer *a, const struct run_counts *n,
+		    uint64_t now_ns);
+
 #endif

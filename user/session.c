@@ -6,7 +6,7 @@
 #include <string.h>
 #include "session.h"
 
-struct session *session_new(uint32_t max_conns)
+struct session *session_new(uint32_t max_conns, double margin_ms)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
@@ -14,6 +14,8 @@ struct session *session_new(uint32_t max_conns)
 		free(s);
 		return NULL;
 	}
+	if (s)
+		analyzer_init(&s->an, margin_ms);
 	return s;
 }
 
@@ -37,6 +39,9 @@ static void count_message(struct http_state *h, const struct http_msg *m, uint8_
 			  uint64_t ts)
 {
 	if (m->kind == HTTP_REQUEST) {
+		if (h->responses && h->last_response_ns && ts > h->last_response_ns &&
+		    ts - h->last_response_ns > h->max_reuse_gap_ns)
+			h->max_reuse_gap_ns = ts - h->last_response_ns;
 		h->requests++;
 		h->req_dir = dir;
 		h->last_request_ns = ts;
@@ -153,6 +158,7 @@ static void proxy_lost(struct session *s, struct conn_rec *r);
 static void close_record(struct session *s, const struct conn_rec *r, uint64_t end_ns)
 {
 	output_close(&s->out, &r->c, &r->http, end_ns);
+	analyze_conn(&s->an, &r->c, &r->http);
 }
 
 static void on_close(struct session *s, const struct conn_event *e)
@@ -233,6 +239,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	}
 	s->lost_requests++;
 	output_lost(&s->out, &lost);
+	analyze_lost(&s->an, c, &lost.t, true, lost.request);
 }
 
 /* The proxy (client side) got a RST on a connection where its last request
@@ -265,6 +272,7 @@ static void proxy_lost(struct session *s, struct conn_rec *r)
 	}
 	s->lost_requests++;
 	output_lost(&s->out, &lost);
+	analyze_lost(&s->an, &r->c, &lost.t, false, lost.request);
 }
 
 static void on_reset(struct session *s, const struct reset_event *e)
@@ -333,10 +341,21 @@ void session_finish(struct session *s)
 	conntab_each(&s->conns, flush_pending, s);
 }
 
+void session_summary(struct session *s, uint64_t dropped, uint64_t not_tracked)
+{
+	struct run_counts n = {
+		.events = s->events, .lost_requests = s->lost_requests,
+		.dropped = dropped, .not_tracked = not_tracked,
+	};
+
+	output_summary(&s->out, &s->an, &n, s->last_ts_ns);
+}
+
 void session_free(struct session *s)
 {
 	if (!s)
 		return;
 	conntab_free(&s->conns);
+	analyzer_free(&s->an);
 	free(s);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "analyze.h"
 #include "conntab.h"
 #include "output.h"
 
@@ -31,15 +32,18 @@ struct session {
 	uint64_t bad_records;	/* wrong size or unknown type */
 	uint64_t lost_requests;
 	uint64_t last_ts_ns;	/* newest kernel stamp seen */
+	struct analyzer an;
 };
 
 /* Allocates; NULL when out of memory. */
-struct session *session_new(uint32_t max_conns);
+struct session *session_new(uint32_t max_conns, double margin_ms);
 /* ring_buffer sample callback shape; always returns 0 so polling goes on. */
 int session_event(void *ctx, const void *data, size_t len);
 /* End of run: report connections whose close began but whose socket the
  * kernel has not freed yet (a CLOSE_WAIT the application never closed). */
 void session_finish(struct session *s);
+/* Per service: idle closes of each side, lost requests, verdict and fix. */
+void session_summary(struct session *s, uint64_t dropped, uint64_t not_tracked);
 void session_free(struct session *s);
 
 #endif
