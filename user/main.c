@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "capture.h"
 #include "loader.h"
 #include "session.h"
 
@@ -29,6 +30,8 @@ static struct env {
 	double margin_s;
 	uint32_t max_conns;
 	const char *btf_path;
+	const char *write_path;		/* -w */
+	const char *report_path;	/* katrace report FILE */
 } env = { .max_conns = 65536, .margin_s = 5 };
 
 enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN };
@@ -41,7 +44,9 @@ static const char doc[] =
 	"    katrace                 # every TCP connection on the host\n"
 	"    katrace -p 1234         # connections owned by process 1234\n"
 	"    katrace --port 8080     # local or remote port 8080\n"
-	"    katrace -p 1234 --json -d 60";
+	"    katrace -p 1234 --json -d 60\n"
+	"    katrace -p 1234 -w incident.katrace   # record, then:\n"
+	"    katrace report incident.katrace       # replay (no root needed)";
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Trace this process (repeatable, or comma-separated)", 0 },
@@ -52,6 +57,7 @@ static const struct argp_option opts[] = {
 	{ "full-path", OPT_FULL_PATH, NULL, 0, "Keep query strings (default: replaced by ?…)", 0 },
 	{ "margin", OPT_MARGIN, "SECONDS", 0, "How much longer the backend must keep idle connections than its peer (default 5)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
+	{ "write", 'w', "FILE", 0, "Record the event stream into FILE (zlib); replay with: katrace report FILE", 0 },
 	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and every reset seen", 0 },
 	{},
@@ -144,8 +150,25 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	case 'v':
 		env.verbose = true;
 		break;
+	case 'w':
+		env.write_path = arg;
+		break;
 	case ARGP_KEY_ARG:
+		if (st->arg_num == 0 && !strcmp(arg, "report") && !env.report_path) {
+			env.report_path = "";
+			break;
+		}
+		if (st->arg_num == 1 && env.report_path && !env.report_path[0]) {
+			env.report_path = arg;
+			break;
+		}
 		argp_error(st, "unexpected argument '%s'", arg);
+		break;
+	case ARGP_KEY_END:
+		if (env.report_path && !env.report_path[0])
+			argp_error(st, "report needs a capture file: katrace report FILE");
+		if (env.report_path && (env.ntgids || env.port || env.write_path || env.duration_s))
+			argp_error(st, "report replays a capture: -p, --port, -d and -w do not apply");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -189,9 +212,36 @@ static bool targets_alive(void)
 	return alive > 0;
 }
 
+/* katrace report FILE: the recorded stream through the same join and analysis. */
+static int report(struct session *s)
+{
+	struct capture_header h;
+	struct capture_end end = {};
+	uint64_t bad;
+
+	if (capture_replay(env.report_path, &h, &end, session_event, s))
+		return 1;
+	bad = s->bad_records;
+	if (bad) {
+		fprintf(stderr, "katrace: %s: corrupted capture: %llu records are not katrace events\n",
+			env.report_path, (unsigned long long)bad);
+		return 1;
+	}
+	s->out.wall_offset_ns = h.wall_offset_ns;
+	s->pid_filter = h.flags & CAPTURE_F_PID_FILTER;
+	session_finish(s);
+	s->events = end.events;
+	session_summary(s, end.dropped, end.not_tracked);
+	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
+		(unsigned long long)end.events, (unsigned long long)s->lost_requests,
+		(unsigned long long)end.dropped, (unsigned long long)end.not_tracked);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
+	struct capture_header cap_header;
 	struct tracer_opts topts;
 	struct session *s;
 	struct tracer *t;
@@ -213,6 +263,19 @@ int main(int argc, char **argv)
 	s->full_path = env.full_path;
 	s->pid_filter = env.ntgids > 0;
 	s->verbose = env.verbose;
+	if (env.report_path) {
+		/* the reset reasons travel in the capture: the kernel may differ */
+		struct capture_header h;
+		FILE *f = fopen(env.report_path, "rb");
+
+		if (f && fread(&h, sizeof(h), 1, f) == 1 && !memcmp(h.magic, CAPTURE_MAGIC, 8))
+			memcpy(s->rst_reasons, h.rst_reasons, sizeof(s->rst_reasons));
+		if (f)
+			fclose(f);
+		err = report(s);
+		session_free(s);
+		return err;
+	}
 
 	topts = (struct tracer_opts){
 		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
@@ -225,6 +288,18 @@ int main(int argc, char **argv)
 			  MAX_RST_REASONS);
 	if (tracer_fallbacks(t))
 		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(t));
+	if (env.write_path) {
+		capture_header_init(&cap_header);
+		cap_header.wall_offset_ns = s->out.wall_offset_ns;
+		cap_header.flags = (env.ntgids ? CAPTURE_F_PID_FILTER : 0) |
+				   (env.full_path ? CAPTURE_F_FULL_PATH : 0);
+		memcpy(cap_header.rst_reasons, s->rst_reasons, sizeof(cap_header.rst_reasons));
+		s->cap = capture_create(env.write_path, &cap_header);
+		if (!s->cap) {
+			tracer_close(t);
+			return 1;
+		}
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -273,11 +348,21 @@ int main(int argc, char **argv)
 	session_finish(s);
 	drops_seen = tracer_counter(t, CNT_RB_DROPS);
 	session_summary(s, drops_seen, tracer_counter(t, CNT_MAP_FULL));
+	err = 0;
+	if (s->cap) {
+		struct capture_end end = {
+			.h.type = EV_CAPTURE_END, .h.ts_ns = s->last_ts_ns, .events = s->events,
+			.dropped = drops_seen, .not_tracked = tracer_counter(t, CNT_MAP_FULL),
+		};
+
+		err = capture_close(s->cap, &end) ? 1 : 0;
+		s->cap = NULL;
+	}
 	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
 		(unsigned long long)s->events, (unsigned long long)s->lost_requests,
 		(unsigned long long)drops_seen,
 		(unsigned long long)tracer_counter(t, CNT_MAP_FULL));
 	tracer_close(t);
 	session_free(s);
-	return 0;
+	return err;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "capture.h"
 #include "session.h"
 
 struct session *session_new(uint32_t max_conns, double margin_ms)
@@ -31,6 +32,65 @@ static size_t record_size(uint32_t type)
 		return sizeof(struct data_event);
 	}
 	return 0;
+}
+
+/* ---- recording: what katrace keeps of HTTP is the start line ---- */
+
+/* The start line of m as bytes http_parse() reads back to the same m: no
+ * headers, no body, the query already cut unless --full-path. */
+static uint16_t sanitized(const struct http_msg *m, uint8_t *out, size_t max)
+{
+	char target[sizeof(m->path)];
+	size_t n = strlen(m->path);
+	int len;
+
+	memcpy(target, m->path, n + 1);
+	if (n >= 4 && !memcmp(target + n - 4, "?\xe2\x80\xa6", 4))
+		target[n - 3] = 0;	/* "?…" back to "?" */
+	if (m->kind == HTTP_REQUEST)
+		len = snprintf((char *)out, max, "%s %s HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+			       m->method, target);
+	else
+		len = snprintf((char *)out, max, "HTTP/1.1 %03d\r\nContent-Length: 0\r\n\r\n",
+			       m->status);
+	return len < 0 || (size_t)len >= max ? 0 : len;
+}
+
+static void record(struct session *s, const void *rec, size_t len)
+{
+	if (s->cap)
+		capture_write(s->cap, rec, len);
+}
+
+static void record_message(struct session *s, const struct data_event *e, const struct http_msg *m)
+{
+	struct data_event out;
+
+	if (!s->cap)
+		return;
+	out = *e;
+	out.payload_len = sanitized(m, out.payload, sizeof(out.payload));
+	out.len = out.payload_len;
+	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
+	if (out.payload_len)
+		record(s, &out, sizeof(out));
+}
+
+static void record_reset(struct session *s, const struct reset_event *e)
+{
+	struct reset_event out;
+	struct http_msg m;
+	size_t used;
+
+	if (!s->cap)
+		return;
+	out = *e;
+	out.payload_len = 0;
+	if (e->payload_len && http_parse(e->payload, e->payload_len, s->full_path, &m, &used) ==
+	    HTTP_REQUEST)
+		out.payload_len = sanitized(&m, out.payload, sizeof(out.payload));
+	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
+	record(s, &out, sizeof(out));
 }
 
 /* ---- HTTP join ---- */
@@ -97,6 +157,7 @@ static void on_data(struct session *s, const struct data_event *e)
 	/* Pipelined messages: as many as these bytes show. */
 	while (len && http_parse(buf, len, s->full_path, &m, &used) != HTTP_NONE) {
 		count_message(&r->http, &m, dir, e->h.ts_ns);
+		record_message(s, e, &m);
 		if (!used || used >= len)
 			break;
 		buf += used;
@@ -308,6 +369,11 @@ int session_event(void *ctx, const void *data, size_t len)
 	s->events++;
 	if (h->ts_ns > s->last_ts_ns)
 		s->last_ts_ns = h->ts_ns;
+
+	if (h->type == EV_CLOSE || h->type == EV_DESTROY)
+		record(s, data, record_size(h->type));
+	else if (h->type == EV_RESET)
+		record_reset(s, data);
 
 	switch (h->type) {
 	case EV_CLOSE:

@@ -33,11 +33,13 @@ struct session {
 	uint64_t lost_requests;
 	uint64_t last_ts_ns;	/* newest kernel stamp seen */
 	struct analyzer an;
+	struct capture *cap;	/* -w: where the event stream is recorded */
 };
 
 /* Allocates; NULL when out of memory. */
 struct session *session_new(uint32_t max_conns, double margin_ms);
-/* ring_buffer sample callback shape; always returns 0 so polling goes on. */
+/* ring_buffer sample callback shape; always returns 0 so polling goes on
+ * (bad records are counted in bad_records). */
 int session_event(void *ctx, const void *data, size_t len);
 /* End of run: report connections whose close began but whose socket the
  * kernel has not freed yet (a CLOSE_WAIT the application never closed). */

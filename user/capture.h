@@ -1,0 +1,52 @@
+/* Capture files: katrace -w FILE records the event stream, `katrace report
+ * FILE` replays it through the same join and analysis.
+ *
+ * Layout: struct capture_header, uncompressed, then a gzip stream of
+ * records, each a little-endian u32 length and that many bytes (an event
+ * as the kernel sent it, HTTP payloads cut to their start lines), ended by
+ * a capture_end record: a file without it was cut short. */
+#ifndef CAPTURE_H
+#define CAPTURE_H
+#include <stdint.h>
+#include "katrace.h"
+
+#define CAPTURE_MAGIC	"KATRACE\x1a"
+#define CAPTURE_VERSION	1
+#define CAPTURE_MAX_RECORD 4096
+#define EV_CAPTURE_END	100	/* only in files */
+
+struct capture_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t header_size;
+	int64_t wall_offset_ns;
+	uint32_t flags;			/* CAPTURE_F_* */
+	uint32_t record_sizes[4];	/* conn, reset, data events: this build's layout */
+	char rst_reasons[64][40];
+};
+
+#define CAPTURE_F_PID_FILTER	1
+#define CAPTURE_F_FULL_PATH	2
+
+struct capture_end {
+	struct event_hdr h;		/* type EV_CAPTURE_END */
+	uint64_t events, dropped, not_tracked;
+};
+
+struct capture;
+
+/* NULL after printing why. */
+struct capture *capture_create(const char *path, const struct capture_header *h);
+int capture_write(struct capture *c, const void *rec, uint32_t len);
+/* Writes the end record; returns 0 when everything reached the file. */
+int capture_close(struct capture *c, const struct capture_end *end);
+
+void capture_header_init(struct capture_header *h);
+
+typedef int (*record_fn)(void *ctx, const void *rec, size_t len);
+/* Reads a capture: the header into *h, then each record to fn, and the end
+ * record into *end. Returns 0, or -1 after printing a one-line error. */
+int capture_replay(const char *path, struct capture_header *h, struct capture_end *end,
+		   record_fn fn, void *ctx);
+
+#endif
