@@ -253,7 +253,7 @@ static void write_fix(const struct service *s, const struct verdict *v, double m
 
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v)
 {
-	double m = a->margin_ms, gap = s->max_reuse_gap_ms;
+	double m = a->margin_ms, gap = s->max_reuse_gap_ms >= MIN_IDLE_MS ? s->max_reuse_gap_ms : 0;
 
 	memset(v, 0, sizeof(*v));
 	v->backend = side_timeout(&s->backend);
@@ -280,7 +280,7 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 				 v->backend.value_ms / 1000, v->peer.value_ms / 1000,
 				 v->margin_ms < m ? ", less than the margin: equal timeouts race too" : "");
 	} else if (v->backend.found) {
-		if (gap >= 0.9 * v->backend.value_ms) {
+		if (gap > 0 && gap >= 0.9 * v->backend.value_ms) {
 			v->kind = VERDICT_MISMATCH;
 			snprintf(v->why, sizeof(v->why), "the backend closes idle connections after "
 				 "%.2f s and the peer reused connections idle up to %.2f s: it keeps "
@@ -299,6 +299,6 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 		snprintf(v->why, sizeof(v->why), "no idle close seen yet%s; run longer than the "
 			 "suspected timeout", s->conns ? "" : " (no HTTP keep-alive connection finished)");
 	}
-	if (v->kind != VERDICT_OK)
+	if (v->kind == VERDICT_MISMATCH)
 		write_fix(s, v, m, v->fix, sizeof(v->fix));
 }

@@ -386,7 +386,7 @@ void output_summary(struct output *o, const struct analyzer *a, const struct run
 			s->local ? s->backend_comm : s->peer_comm, (unsigned long long)s->conns);
 		idle_line(o->f, "backend:", &s->backend, &v.backend, false);
 		idle_line(o->f, "peer:", &s->peer, &v.peer, false);
-		if (s->max_reuse_gap_ms > 0)
+		if (s->max_reuse_gap_ms >= MIN_IDLE_MS)
 			fprintf(o->f, "  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
 				s->max_reuse_gap_ms);
 		fprintf(o->f, "  lost requests: %llu", (unsigned long long)s->lost);
