@@ -13,7 +13,7 @@ USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
 CORE_OBJ := $(filter-out $(BUILD)/main.o,$(USER_OBJ))
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test unit demo bench clean
+.PHONY: all deps test unit demo bench clean fuzz fuzz-regressions
 all: katrace
 
 # Missing packages are installed once; the stamp keeps later builds quiet.
@@ -49,7 +49,29 @@ $(BUILD)/unit/%: tests/unit/%.c $(filter-out $(BUILD)/loader.o,$(CORE_OBJ))
 	$(CC) $(CPPFLAGS) $(CFLAGS) $^ $(LDLIBS) -o $@
 unit: $(UNIT_BIN)
 
-test: katrace unit
+# Fuzzing (libFuzzer, clang): FUZZ_SECONDS per target. What it finds goes
+# into tests/fuzz/regressions/TARGET/, which make test replays under ASan.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := user/http.c user/capture.c user/session.c user/conntab.c user/output.c \
+	    user/analyze.c user/advice.c
+FUZZ_FLAGS := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iuser -Ibpf
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) bpf/katrace.h $(wildcard user/*.h) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_SRC) -lz -lm -o $@
+$(BUILD)/fuzz/regress_%: tests/fuzz/%.c tests/fuzz/driver.c $(FUZZ_SRC) bpf/katrace.h $(wildcard user/*.h) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) $< tests/fuzz/driver.c $(FUZZ_SRC) -lz -lm -o $@
+fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_capture
+	@for t in http capture; do \
+		mkdir -p $(BUILD)/fuzz/corpus_$$t tests/fuzz/regressions/$$t; \
+		echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -close_fd_mask=2 \
+			-artifact_prefix=tests/fuzz/regressions/$$t/ -print_final_stats=1 \
+			$(BUILD)/fuzz/corpus_$$t tests/fuzz/seeds/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' || exit 1; \
+	done
+fuzz-regressions: $(BUILD)/fuzz/regress_fuzz_http $(BUILD)/fuzz/regress_fuzz_capture
+
+test: katrace unit fuzz-regressions
 	python3 tests/run.py
 
 demo: katrace

@@ -31,6 +31,22 @@ def run_unit(results, pattern):
             results.append(False)
 
 
+def run_fuzz_regressions(results, pattern):
+    """Every input the fuzzers ever crashed on, and their seeds, under ASan."""
+    import subprocess
+    for target in ("http", "capture"):
+        binary = os.path.join(ROOT, "build", "fuzz", f"regress_fuzz_{target}")
+        files = sorted(glob.glob(os.path.join(HERE, "fuzz", "regressions", target, "*")) +
+                       glob.glob(os.path.join(HERE, "fuzz", "seeds", target, "*")))
+        if not os.path.exists(binary) or not files or (pattern and pattern not in "fuzz"):
+            continue
+        p = subprocess.run([binary, *files], capture_output=True, text=True, timeout=300)
+        ok = p.returncode == 0
+        print(f"{'PASS' if ok else 'FAIL'} fuzz_{target} regressions ({len(files)} inputs)"
+              + ("" if ok else f": {p.stderr[-1500:]}"), flush=True)
+        results.append(ok)
+
+
 def run_integration(results, pattern):
     if os.geteuid() != 0:
         print("integration tests need root: skipped")
@@ -58,6 +74,7 @@ def main():
     pattern = args[args.index("-k") + 1] if "-k" in args else None
     results = []
     run_unit(results, pattern)
+    run_fuzz_regressions(results, pattern)
     if "--unit-only" not in args:
         run_integration(results, pattern)
     passed = sum(results)
