@@ -28,7 +28,26 @@ struct tracer {
 	char fallbacks[256];
 };
 
-static bool libbpf_verbose;
+static bool libbpf_verbose, quiet;
+static char last_error[256];
+
+/* One-line errors: printed, or kept for tracer_error() when quiet. */
+__attribute__((format(printf, 1, 2)))
+static void fail_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	if (!quiet)
+		fprintf(stderr, "katrace: %s\n", last_error);
+}
+
+const char *tracer_error(void)
+{
+	return last_error;
+}
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -52,7 +71,7 @@ static int check_privileges(void)
 	if (syscall(SYS_capget, &h, d) == 0 &&
 	    (has_cap(d, CAP_SYS_ADMIN) || (has_cap(d, CAP_BPF) && has_cap(d, CAP_PERFMON))))
 		return 0;
-	fprintf(stderr, "katrace: need root or CAP_BPF and CAP_PERFMON to load BPF programs (try sudo)\n");
+	fail_msg("need root or CAP_BPF and CAP_PERFMON to load BPF programs (try sudo)");
 	return -1;
 }
 
@@ -121,23 +140,24 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	size_t i;
 
 	libbpf_verbose = o->verbose;
+	quiet = o->quiet;
 	libbpf_set_print(print_libbpf);
 
 	if (check_privileges())
 		return NULL;
 	if (access(btf_path, R_OK)) {
-		fprintf(stderr, "katrace: no kernel BTF at %s (the kernel needs CONFIG_DEBUG_INFO_BTF=y)\n",
+		fail_msg("no kernel BTF at %s (the kernel needs CONFIG_DEBUG_INFO_BTF=y)",
 			btf_path);
 		return NULL;
 	}
 	btf = btf__parse(btf_path, NULL);
 	if (!btf) {
-		fprintf(stderr, "katrace: cannot read BTF from %s: %s\n", btf_path, strerror(errno));
+		fail_msg("cannot read BTF from %s: %s", btf_path, strerror(errno));
 		return NULL;
 	}
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		if (tracepoint_args(btf, required[i]) < 0) {
-			fprintf(stderr, "katrace: this kernel has no tracepoint %s (its BTF lacks btf_trace_%s)\n",
+			fail_msg("this kernel has no tracepoint %s (its BTF lacks btf_trace_%s)",
 				required[i], required[i]);
 			btf__free(btf);
 			return NULL;
@@ -147,13 +167,13 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
 		    tracepoint_args(btf, "sock_recv_length") == 3;
 	btf__free(btf);
-	if (!have_data)
-		fprintf(stderr, "katrace: note: no sock_send_length/sock_recv_length (Linux < 6.5): "
-			"idle times count from establishment, requests are not joined\n");
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
+	if (!have_data)
+		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): "
+				"idle times count from establishment, requests are not joined");
 
 	/* Try reading reset segments through skb dynptrs first; a kernel that
 	 * refuses them in tracing programs gets the linear-only program. */
@@ -168,9 +188,9 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	}
 	if (err) {
 		if (err == -ENOENT || err == -ENOMEM)
-			fprintf(stderr, "katrace: cannot open the BPF object: %s\n", strerror(-err));
+			fail_msg("cannot open the BPF object: %s", strerror(-err));
 		else
-			fprintf(stderr, "katrace: the kernel refused the BPF programs: %s (run with -v for the verifier log)\n",
+			fail_msg("the kernel refused the BPF programs: %s (run with -v for the verifier log)",
 				strerror(-err));
 		goto fail;
 	}
@@ -183,13 +203,13 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	}
 	err = katrace_bpf__attach(t->skel);
 	if (err) {
-		fprintf(stderr, "katrace: cannot attach to the tracepoints: %s\n", strerror(-err));
+		fail_msg("cannot attach to the tracepoints: %s", strerror(-err));
 		goto fail;
 	}
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events),
 				 (ring_buffer_sample_fn)fn, ctx, NULL);
 	if (!t->rb) {
-		fprintf(stderr, "katrace: cannot map the ring buffer: %s\n", strerror(errno));
+		fail_msg("cannot map the ring buffer: %s", strerror(errno));
 		goto fail;
 	}
 	return t;

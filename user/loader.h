@@ -14,12 +14,15 @@ struct tracer_opts {
 	uint32_t max_conns;
 	const char *btf_path;		/* NULL = /sys/kernel/btf/vmlinux */
 	bool verbose;			/* libbpf's own messages */
+	bool quiet;			/* keep errors for tracer_error() instead of printing */
 };
 
 typedef int (*event_fn)(void *ctx, const void *data, size_t len);
 
 /* Returns NULL after printing one line that says why. */
 struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx);
+/* Why the last tracer_open() failed, one line. */
+const char *tracer_error(void);
 int tracer_poll(struct tracer *t, int timeout_ms);
 /* Summed over CPUs. */
 uint64_t tracer_counter(struct tracer *t, int slot);

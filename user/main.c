@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "capture.h"
+#include "check.h"
 #include "loader.h"
 #include "session.h"
 
@@ -46,7 +47,8 @@ static const char doc[] =
 	"    katrace --port 8080     # local or remote port 8080\n"
 	"    katrace -p 1234 --json -d 60\n"
 	"    katrace -p 1234 -w incident.katrace   # record, then:\n"
-	"    katrace report incident.katrace       # replay (no root needed)";
+	"    katrace report incident.katrace       # replay (no root needed)\n"
+	"    katrace check --target 127.0.0.1:3000 --lb aws-alb   # CI: see katrace check --help";
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Trace this process (repeatable, or comma-separated)", 0 },
@@ -248,6 +250,8 @@ int main(int argc, char **argv)
 	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0;
 	int err;
 
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return check_main(argc - 1, argv + 1);
 	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (err)
 		return 1;

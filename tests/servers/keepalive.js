@@ -9,6 +9,7 @@ const server = http.createServer((req, res) => {
 	req.on('end', () => {
 		const m = /^\/status\/(\d{3})/.exec(req.url);	// /status/404 answers 404
 		if (m) res.statusCode = +m[1];
+		if (req.url === '/close') res.setHeader('Connection', 'close');	// no keep-alive
 		res.end(`${req.method} ${req.url} ok\n`);
 	});
 });
