@@ -10,7 +10,9 @@ LDLIBS  := -lbpf -lelf -lz -lm
 
 USER_SRC := $(wildcard user/*.c)
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
-CORE_OBJ := $(filter-out $(BUILD)/main.o,$(USER_OBJ))
+# The pure logic, no BPF: what unit tests and fuzzers link.
+LOGIC    := http conntab output analyze advice capture session
+LOGIC_OBJ := $(LOGIC:%=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: all deps test unit demo bench clean fuzz fuzz-regressions
@@ -44,7 +46,7 @@ katrace: $(USER_OBJ)
 # Unit tests: pure logic, no root, no BPF.
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
-$(BUILD)/unit/%: tests/unit/%.c $(filter-out $(BUILD)/loader.o,$(CORE_OBJ))
+$(BUILD)/unit/%: tests/unit/%.c $(LOGIC_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $^ $(LDLIBS) -o $@
 unit: $(UNIT_BIN)
@@ -52,8 +54,7 @@ unit: $(UNIT_BIN)
 # Fuzzing (libFuzzer, clang): FUZZ_SECONDS per target. What it finds goes
 # into tests/fuzz/regressions/TARGET/, which make test replays under ASan.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := user/http.c user/capture.c user/session.c user/conntab.c user/output.c \
-	    user/analyze.c user/advice.c
+FUZZ_SRC := $(LOGIC:%=user/%.c)
 FUZZ_FLAGS := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iuser -Ibpf
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) bpf/katrace.h $(wildcard user/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)

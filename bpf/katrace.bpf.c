@@ -30,6 +30,9 @@ enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
 const volatile bool filter_pid = false;	/* only tgids in target_tgids */
 const volatile __u32 self_tgid = 0;
+const volatile __u64 filter_cgroup = 0;	/* cgroup v2 id, 0 = any */
+
+#define MAX_CGROUP_DEPTH 16
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -124,7 +127,25 @@ static __always_inline bool wanted(const struct conn *c)
 		return false;
 	if (filter_pid && !bpf_map_lookup_elem(&target_tgids, &c->tgid))
 		return false;
+	if (filter_cgroup && !c->in_cgroup)
+		return false;
 	return true;
+}
+
+/* Is the current task in filter_cgroup or below it? */
+static __always_inline bool in_cgroup_tree(void)
+{
+	int level;
+
+	for (level = 0; level < MAX_CGROUP_DEPTH; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!id)
+			return false;
+		if (id == filter_cgroup)
+			return true;
+	}
+	return false;
 }
 
 static __always_inline void set_owner(struct conn *c)
@@ -135,6 +156,8 @@ static __always_inline void set_owner(struct conn *c)
 		return;
 	c->tgid = tgid;
 	bpf_get_current_comm(c->comm, sizeof(c->comm));
+	if (filter_cgroup)
+		c->in_cgroup = in_cgroup_tree();
 }
 
 static __always_inline void push_state(struct conn *c, int state)
@@ -222,8 +245,11 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	}
 
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
+	if (!c) {
+		if (oldstate == TCP_ESTABLISHED)
+			count(CNT_UNTRACKED_CLOSE);
 		return 0;
+	}
 	push_state(c, newstate);
 
 	if (oldstate == TCP_SYN_SENT) {

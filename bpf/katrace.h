@@ -74,7 +74,8 @@ struct conn {
 	__u8  nstates;
 	__u8  proto;		/* enum conn_proto */
 	__u8  partial;		/* bit per enum data_dir: a message start without its line end */
-	__u8  _pad2[7];
+	__u8  in_cgroup;	/* the owner runs in --cgroup's tree */
+	__u8  _pad2[6];
 	__u8  states[MAX_STATES];	/* TCP_* values, first is the state at start */
 	char  comm[TASK_COMM_LEN];
 };
@@ -128,6 +129,13 @@ struct arrival {
 };
 
 /* Slots of the per-CPU counter array. */
-enum counter { CNT_RB_DROPS = 0, CNT_MAP_FULL, CNT_SKB_NONLINEAR, CNT_MAX };
+enum counter {
+	CNT_RB_DROPS = 0,	/* events lost to a full ring buffer */
+	CNT_MAP_FULL,		/* connections the table could not take */
+	CNT_SKB_NONLINEAR,	/* reset segments whose bytes could not be read */
+	CNT_UNTRACKED_CLOSE,	/* closes of connections not in the table: evicted
+				   (LRU), or open since before katrace started */
+	CNT_MAX
+};
 
 #endif /* KATRACE_H */

@@ -7,6 +7,8 @@
 #include "analyze.h"
 #include "output.h"
 
+const double idle_buckets[N_IDLE_BUCKETS] = IDLE_BUCKETS;
+
 void analyzer_init(struct analyzer *a, double margin_ms)
 {
 	memset(a, 0, sizeof(*a));
@@ -103,9 +105,11 @@ static void set_comm(char *dst, const char *comm)
 
 void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h)
 {
+	struct idle_stats *st;
 	struct service *s;
 	bool by_backend;
 	double idle;
+	int b;
 
 	/* only HTTP keep-alive connections that served something */
 	if (!h || !h->requests)
@@ -120,11 +124,17 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 	if (c->closed_by == CLOSED_NONE || !c->close_ns || h->requests > h->responses)
 		return;	/* not closed, or closed with a request outstanding */
 	idle = span_ms(conn_idle_since(c, h), c->close_ns);
-	if (idle < MIN_IDLE_MS)
+	if (idle < 0)
 		return;
 	by_backend = s->local ? (c->closed_by == CLOSED_LOCAL_FIN || c->closed_by == CLOSED_LOCAL_RST)
 			      : (c->closed_by == CLOSED_PEER_FIN || c->closed_by == CLOSED_PEER_RST);
-	add_idle(a, by_backend ? &s->backend : &s->peer, idle);
+	st = by_backend ? &s->backend : &s->peer;
+	for (b = 0; b < N_IDLE_BUCKETS && idle / 1000 > idle_buckets[b]; b++)
+		;
+	st->hist[b]++;
+	st->hist_sum_s += idle / 1000;
+	if (idle >= MIN_IDLE_MS)
+		add_idle(a, st, idle);
 }
 
 void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t,

@@ -12,8 +12,14 @@
 #define MIN_IDLE_MS	50.0	/* closer to the response than this is a close after the
 				   response, not an idle timeout */
 
+/* Upper bounds of the idle-at-close histogram, seconds. */
+#define IDLE_BUCKETS { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 3600 }
+#define N_IDLE_BUCKETS 15
+
 struct idle_stats {
-	uint64_t n;		/* idle closes seen */
+	uint64_t hist[N_IDLE_BUCKETS + 1];	/* every close of an HTTP connection; last: +Inf */
+	double hist_sum_s;
+	uint64_t n;		/* idle closes seen (past MIN_IDLE_MS) */
 	double min_ms, max_ms;
 	double *samples;	/* up to MAX_SAMPLES, a uniform sample past that */
 	uint32_t nsamples;
@@ -65,6 +71,7 @@ void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *
 struct cluster infer_timeout(const double *ms, uint32_t n);
 double percentile(const double *sorted, uint32_t n, double p);
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v);
+extern const double idle_buckets[N_IDLE_BUCKETS];
 const char *verdict_name(enum verdict_kind k);
 
 #endif

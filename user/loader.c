@@ -111,6 +111,7 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 	t->skel->rodata->filter_port = o->port;
 	t->skel->rodata->filter_pid = o->ntgids > 0;
 	t->skel->rodata->self_tgid = getpid();
+	t->skel->rodata->filter_cgroup = o->cgroup_id;
 	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
 	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
 
@@ -223,6 +224,16 @@ int tracer_poll(struct tracer *t, int timeout_ms)
 	int n = ring_buffer__poll(t->rb, timeout_ms);
 
 	return n == -EINTR ? 0 : n;
+}
+
+int tracer_fd(struct tracer *t)
+{
+	return ring_buffer__epoll_fd(t->rb);
+}
+
+int tracer_consume(struct tracer *t)
+{
+	return ring_buffer__consume(t->rb);
 }
 
 uint64_t tracer_counter(struct tracer *t, int slot)

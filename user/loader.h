@@ -11,6 +11,7 @@ struct tracer_opts {
 	const pid_t *tgids;		/* owners to report; none = every process */
 	int ntgids;
 	uint16_t port;			/* 0 = any */
+	uint64_t cgroup_id;		/* cgroup v2 id, 0 = any */
 	uint32_t max_conns;
 	const char *btf_path;		/* NULL = /sys/kernel/btf/vmlinux */
 	bool verbose;			/* libbpf's own messages */
@@ -24,6 +25,10 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx);
 /* Why the last tracer_open() failed, one line. */
 const char *tracer_error(void);
 int tracer_poll(struct tracer *t, int timeout_ms);
+/* For a poll() loop of one's own: the ring buffer's epoll fd, and reading
+ * what is there without waiting. */
+int tracer_fd(struct tracer *t);
+int tracer_consume(struct tracer *t);
 /* Summed over CPUs. */
 uint64_t tracer_counter(struct tracer *t, int slot);
 /* Names of optional features the kernel lacked, for the start-up note. */

@@ -12,9 +12,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include "capture.h"
 #include "check.h"
 #include "loader.h"
+#include "metrics.h"
 #include "session.h"
 
 #define MAX_PIDS 64
@@ -32,10 +36,19 @@ static struct env {
 	uint32_t max_conns;
 	const char *btf_path;
 	const char *write_path;		/* -w */
+	bool daemon;
+	const char *log_path;		/* --log, default stdout */
+	const char *metrics_addr;
+	const char *metrics_file;
+	const char *cgroup_path;
+	uint64_t cgroup_id;
 	const char *report_path;	/* katrace report FILE */
 } env = { .max_conns = 65536, .margin_s = 5 };
 
-enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN };
+enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN, OPT_DAEMON,
+       OPT_LOG, OPT_METRICS_ADDR, OPT_METRICS_FILE, OPT_CGROUP };
+
+#define METRICS_FILE_PERIOD_NS 10000000000ULL
 
 const char *argp_program_version = "katrace 0.1";
 static const char doc[] =
@@ -60,6 +73,11 @@ static const struct argp_option opts[] = {
 	{ "margin", OPT_MARGIN, "SECONDS", 0, "How much longer the backend must keep idle connections than its peer (default 5)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
 	{ "write", 'w', "FILE", 0, "Record the event stream into FILE (zlib); replay with: katrace report FILE", 0 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0, "Only processes in this cgroup v2 directory (a container), or below it", 0 },
+	{ "daemon", OPT_DAEMON, NULL, 0, "Run as a sidecar until SIGTERM: JSON lines to --log, SIGHUP reopens it, SIGUSR1 logs a summary", 0 },
+	{ "log", OPT_LOG, "FILE", 0, "Where records go (default stdout)", 0 },
+	{ "metrics-addr", OPT_METRICS_ADDR, "HOST:PORT", 0, "Serve Prometheus metrics on GET /metrics", 0 },
+	{ "metrics-file", OPT_METRICS_FILE, "PATH", 0, "Write Prometheus metrics to PATH every 10 s (node_exporter textfile)", 0 },
 	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and every reset seen", 0 },
 	{},
@@ -155,6 +173,33 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	case 'w':
 		env.write_path = arg;
 		break;
+	case OPT_DAEMON:
+		env.daemon = true;
+		env.json = true;
+		break;
+	case OPT_LOG:
+		env.log_path = arg;
+		break;
+	case OPT_METRICS_ADDR:
+		env.metrics_addr = arg;
+		break;
+	case OPT_METRICS_FILE:
+		env.metrics_file = arg;
+		break;
+	case OPT_CGROUP: {
+		struct statfs fs;
+		struct stat st;
+
+		/* a cgroup v2 directory's inode number is its cgroup id */
+		if (statfs(arg, &fs) || fs.f_type != 0x63677270 /* CGROUP2_SUPER_MAGIC */ ||
+		    stat(arg, &st) || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "katrace: --cgroup %s is not a cgroup v2 directory\n", arg);
+			exit(1);
+		}
+		env.cgroup_path = arg;
+		env.cgroup_id = st.st_ino;
+		break;
+	}
 	case ARGP_KEY_ARG:
 		if (st->arg_num == 0 && !strcmp(arg, "report") && !env.report_path) {
 			env.report_path = "";
@@ -178,14 +223,36 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	return 0;
 }
 
-static volatile sig_atomic_t stop_signal, summary_wanted;
+static volatile sig_atomic_t stop_signal, summary_wanted, reopen_wanted;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGUSR1)
 		summary_wanted = 1;
+	else if (sig == SIGHUP)
+		reopen_wanted = 1;
 	else
 		stop_signal = sig;
+}
+
+static FILE *open_log(const char *path)
+{
+	FILE *f;
+
+	if (!path)
+		return stdout;
+	f = fopen(path, "ae");
+	if (!f)
+		fprintf(stderr, "katrace: cannot open log %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+static void metric_counts(struct tracer *t, struct metric_counts *n)
+{
+	n->dropped = tracer_counter(t, CNT_RB_DROPS);
+	n->map_full = tracer_counter(t, CNT_MAP_FULL);
+	n->untracked_closes = tracer_counter(t, CNT_UNTRACKED_CLOSE);
+	n->unreadable_resets = tracer_counter(t, CNT_SKB_NONLINEAR);
 }
 
 static uint64_t now_ns(clockid_t clk)
@@ -247,8 +314,8 @@ int main(int argc, char **argv)
 	struct tracer_opts topts;
 	struct session *s;
 	struct tracer *t;
-	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0;
-	int err;
+	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0, last_metrics = 0;
+	int err, metrics_fd = -1;
 
 	if (argc > 1 && !strcmp(argv[1], "check"))
 		return check_main(argc - 1, argv + 1);
@@ -260,7 +327,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "katrace: out of memory\n");
 		return 1;
 	}
-	s->out.f = stdout;
+	s->out.f = open_log(env.log_path);
+	if (!s->out.f)
+		return 1;
 	s->out.json = env.json;
 	s->out.unix_ts = env.unix_ts;
 	s->out.wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
@@ -284,6 +353,7 @@ int main(int argc, char **argv)
 	topts = (struct tracer_opts){
 		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
 		.max_conns = env.max_conns, .btf_path = env.btf_path, .verbose = env.verbose,
+		.cgroup_id = env.cgroup_id,
 	};
 	t = tracer_open(&topts, session_event, s);
 	if (!t)
@@ -305,27 +375,65 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (env.metrics_addr) {
+		metrics_fd = metrics_listen(env.metrics_addr);
+		if (metrics_fd < 0) {
+			tracer_close(t);
+			return 1;
+		}
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGUSR1, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);
 	start = now_ns(CLOCK_MONOTONIC);
 	if (env.duration_s > 0)
 		deadline = start + (uint64_t)(env.duration_s * 1e9);
-	fprintf(stderr, "katrace: tracing%s; Ctrl-C to stop\n",
-		env.ntgids ? " the given processes" : " every TCP connection");
+	fprintf(stderr, "katrace: tracing%s%s; %s\n",
+		env.ntgids ? " the given processes" : env.cgroup_path ? " the cgroup " : " every TCP connection",
+		env.cgroup_path && !env.ntgids ? env.cgroup_path : "",
+		env.daemon ? "SIGTERM stops, SIGHUP reopens the log, SIGUSR1 logs a summary" : "Ctrl-C to stop");
 
 	while (!stop_signal) {
+		struct pollfd pfd[2] = {
+			{ .fd = tracer_fd(t), .events = POLLIN },
+			{ .fd = metrics_fd, .events = POLLIN },
+		};
+		struct metric_counts mc;
 		uint64_t now;
 
-		err = tracer_poll(t, 100);
-		if (err < 0) {
-			fprintf(stderr, "katrace: ring buffer poll failed: %s\n", strerror(-err));
+		if (poll(pfd, metrics_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR) {
+			fprintf(stderr, "katrace: poll failed: %s\n", strerror(errno));
 			break;
+		}
+		err = tracer_consume(t);
+		if (err < 0 && err != -EINTR) {
+			fprintf(stderr, "katrace: ring buffer read failed: %s\n", strerror(-err));
+			break;
+		}
+		if (metrics_fd >= 0 && (pfd[1].revents & POLLIN)) {
+			metric_counts(t, &mc);
+			metrics_serve_one(metrics_fd, s, &mc);
 		}
 		now = now_ns(CLOCK_MONOTONIC);
 		if (summary_wanted) {
 			summary_wanted = 0;
 			session_summary(s, tracer_counter(t, CNT_RB_DROPS), tracer_counter(t, CNT_MAP_FULL));
+		}
+		if (reopen_wanted) {
+			FILE *f;
+
+			reopen_wanted = 0;
+			if (env.log_path && (f = open_log(env.log_path))) {
+				fclose(s->out.f);
+				s->out.f = f;
+			}
+		}
+		if (env.metrics_file && now - last_metrics >= METRICS_FILE_PERIOD_NS) {
+			last_metrics = now;
+			metric_counts(t, &mc);
+			metrics_write_file(env.metrics_file, s, &mc);
 		}
 		if (deadline && now >= deadline)
 			break;
@@ -366,7 +474,17 @@ int main(int argc, char **argv)
 		(unsigned long long)s->events, (unsigned long long)s->lost_requests,
 		(unsigned long long)drops_seen,
 		(unsigned long long)tracer_counter(t, CNT_MAP_FULL));
+	if (env.metrics_file) {
+		struct metric_counts mc;
+
+		metric_counts(t, &mc);
+		metrics_write_file(env.metrics_file, s, &mc);
+	}
+	if (metrics_fd >= 0)
+		close(metrics_fd);
 	tracer_close(t);
+	if (s->out.f != stdout)
+		fclose(s->out.f);
 	session_free(s);
 	return err;
 }

@@ -220,6 +220,8 @@ static void close_record(struct session *s, const struct conn_rec *r, uint64_t e
 {
 	output_close(&s->out, &r->c, &r->http, end_ns);
 	analyze_conn(&s->an, &r->c, &r->http);
+	if (r->c.role <= ROLE_CLIENT && r->c.closed_by <= CLOSED_PEER_RST)
+		s->closes[r->c.role][r->c.closed_by]++;
 }
 
 static void on_close(struct session *s, const struct conn_event *e)

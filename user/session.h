@@ -33,6 +33,7 @@ struct session {
 	uint64_t lost_requests;
 	uint64_t last_ts_ns;	/* newest kernel stamp seen */
 	struct analyzer an;
+	uint64_t closes[3][CLOSED_PEER_RST + 1];	/* by enum conn_role, enum closed_by */
 	struct capture *cap;	/* -w: where the event stream is recorded */
 };
 

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "analyze.h"
+#include "metrics.h"
+#include "output.h"
+#include "session.h"
+
+static void label(FILE *f, const char *name, const char *value)
+{
+	fprintf(f, "%s=\"", name);
+	for (; *value; value++) {	/* label values escape \, " and newline */
+		if (*value == '\\' || *value == '"')
+			fputc('\\', f);
+		if (*value == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*value, f);
+	}
+	fputc('"', f);
+}
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram(FILE *f, const struct service *s, const char *side, const struct idle_stats *st)
+{
+	uint64_t cum = 0;
+	int b;
+
+	for (b = 0; b <= N_IDLE_BUCKETS; b++) {
+		cum += st->hist[b];
+		fputs("katrace_idle_before_close_seconds_bucket{", f);
+		label(f, "service", s->name);
+		fputc(',', f);
+		label(f, "side", side);
+		if (b < N_IDLE_BUCKETS)
+			fprintf(f, ",le=\"%g\"} %llu\n", idle_buckets[b], (unsigned long long)cum);
+		else
+			fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	}
+	fputs("katrace_idle_before_close_seconds_sum{", f);
+	label(f, "service", s->name);
+	fputc(',', f);
+	label(f, "side", side);
+	fprintf(f, "} %.6f\nkatrace_idle_before_close_seconds_count{", st->hist_sum_s);
+	label(f, "service", s->name);
+	fputc(',', f);
+	label(f, "side", side);
+	fprintf(f, "} %llu\n", (unsigned long long)cum);
+}
+
+static void self_usage(double *cpu_s, long *rss_bytes)
+{
+	struct rusage ru;
+	long pages = 0, resident = 0;
+	FILE *f;
+
+	getrusage(RUSAGE_SELF, &ru);
+	*cpu_s = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+		 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	f = fopen("/proc/self/statm", "r");
+	if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2)
+		resident = 0;
+	if (f)
+		fclose(f);
+	*rss_bytes = resident * sysconf(_SC_PAGESIZE);
+}
+
+void metrics_render(FILE *f, const struct session *s, const struct metric_counts *n)
+{
+	static const char *const roles[] = { "unknown", "server", "client" };
+	const struct analyzer *a = &s->an;
+	struct verdict v;
+	double cpu;
+	long rss;
+	int i, r, c;
+
+	header(f, "katrace_connections_closed_total", "counter",
+	       "TCP connections that ended, by role and by who closed first.");
+	for (r = 0; r < 3; r++)
+		for (c = CLOSED_LOCAL_FIN; c <= CLOSED_PEER_RST; c++)
+			fprintf(f, "katrace_connections_closed_total{role=\"%s\",closed_by=\"%s\"} %llu\n",
+				roles[r], closed_by_name(c), (unsigned long long)s->closes[r][c]);
+
+	header(f, "katrace_idle_before_close_seconds", "histogram",
+	       "Idle time of HTTP keep-alive connections when one side closed them, per service and side.");
+	for (i = 0; i < a->n; i++) {
+		histogram(f, &a->svc[i], "backend", &a->svc[i].backend);
+		histogram(f, &a->svc[i], "peer", &a->svc[i].peer);
+	}
+	header(f, "katrace_lost_requests_total", "counter",
+	       "Requests lost to a keep-alive close race, per service.");
+	for (i = 0; i < a->n; i++) {
+		fputs("katrace_lost_requests_total{", f);
+		label(f, "service", a->svc[i].name);
+		fprintf(f, "} %llu\n", (unsigned long long)a->svc[i].lost);
+	}
+	header(f, "katrace_idle_timeout_seconds", "gauge",
+	       "Inferred effective idle keep-alive timeout, per service and side (absent until known).");
+	for (i = 0; i < a->n; i++) {
+		analyze_verdict(a, &a->svc[i], &v);
+		if (v.backend.found) {
+			fputs("katrace_idle_timeout_seconds{", f);
+			label(f, "service", a->svc[i].name);
+			fprintf(f, ",side=\"backend\"} %.4f\n", v.backend.value_ms / 1000);
+		}
+		if (v.peer.found) {
+			fputs("katrace_idle_timeout_seconds{", f);
+			label(f, "service", a->svc[i].name);
+			fprintf(f, ",side=\"peer\"} %.4f\n", v.peer.value_ms / 1000);
+		}
+	}
+	header(f, "katrace_timeout_mismatch", "gauge",
+	       "1 while the verdict for a service is MISMATCH: its backend closes idle connections its peer still reuses.");
+	for (i = 0; i < a->n; i++) {
+		analyze_verdict(a, &a->svc[i], &v);
+		fputs("katrace_timeout_mismatch{", f);
+		label(f, "service", a->svc[i].name);
+		fprintf(f, "} %d\n", v.kind == VERDICT_MISMATCH);
+	}
+	header(f, "katrace_events_total", "counter", "Events read from the kernel.");
+	fprintf(f, "katrace_events_total %llu\n", (unsigned long long)s->events);
+	header(f, "katrace_ringbuf_dropped_events_total", "counter",
+	       "Events the kernel dropped because the ring buffer was full.");
+	fprintf(f, "katrace_ringbuf_dropped_events_total %llu\n", (unsigned long long)n->dropped);
+	header(f, "katrace_evictions_total", "counter",
+	       "Connections dropped from a bounded table: kernel (LRU evicted or refused) and user space (LRU).");
+	fprintf(f, "katrace_evictions_total{table=\"kernel\"} %llu\n",
+		(unsigned long long)(n->untracked_closes + n->map_full));
+	fprintf(f, "katrace_evictions_total{table=\"user\"} %llu\n", (unsigned long long)s->conns.evictions);
+	header(f, "katrace_unreadable_resets_total", "counter",
+	       "Lost-request segments whose bytes the kernel would not let BPF read.");
+	fprintf(f, "katrace_unreadable_resets_total %llu\n", (unsigned long long)n->unreadable_resets);
+	self_usage(&cpu, &rss);
+	header(f, "katrace_process_cpu_seconds_total", "counter", "katrace's own user and system CPU time.");
+	fprintf(f, "katrace_process_cpu_seconds_total %.3f\n", cpu);
+	header(f, "katrace_process_resident_memory_bytes", "gauge", "katrace's own resident memory.");
+	fprintf(f, "katrace_process_resident_memory_bytes %ld\n", rss);
+}
+
+int metrics_listen(const char *addr)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	int fd, one = 1, err;
+
+	if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
+		fprintf(stderr, "katrace: --metrics-addr wants HOST:PORT, got '%s'\n", addr);
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	err = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+	if (err) {
+		fprintf(stderr, "katrace: --metrics-addr %s: %s\n", addr, gai_strerror(err));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 16)) {
+		fprintf(stderr, "katrace: cannot listen on %s: %s\n", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+void metrics_serve_one(int listen_fd, const struct session *s, const struct metric_counts *n)
+{
+	char req[2048], *body = NULL;
+	size_t have = 0, body_len = 0;
+	struct pollfd p;
+	FILE *out;
+	int fd;
+
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	/* a scraper sends its request at once; a slow one gets a second at most */
+	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4) && poll(&p, 1, 1000) > 0) {
+		ssize_t r = recv(fd, req + have, sizeof(req) - 1 - have, 0);
+
+		if (r <= 0)
+			break;
+		have += r;
+	}
+	req[have] = 0;
+	if (strncmp(req, "GET /metrics ", 13) && strncmp(req, "GET /metrics?", 13)) {
+		static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 20\r\n"
+					 "Connection: close\r\n\r\nkatrace: GET /metrics";
+		if (send(fd, nf, sizeof(nf) - 1, MSG_NOSIGNAL) < 0)
+			errno = 0;
+		close(fd);
+		return;
+	}
+	out = open_memstream(&body, &body_len);
+	if (out) {
+		char head[160];
+		int hl;
+
+		metrics_render(out, s, n);
+		fclose(out);
+		hl = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
+			      "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", body_len);
+		if (send(fd, head, hl, MSG_NOSIGNAL) == hl)
+			for (size_t off = 0; off < body_len;) {
+				ssize_t w = send(fd, body + off, body_len - off, MSG_NOSIGNAL);
+
+				if (w <= 0)
+					break;
+				off += w;
+			}
+		free(body);
+	}
+	close(fd);
+}
+
+int metrics_write_file(const char *path, const struct session *s, const struct metric_counts *n)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f) {
+		fprintf(stderr, "katrace: cannot write %s: %s\n", tmp, strerror(errno));
+		return -1;
+	}
+	metrics_render(f, s, n);
+	if (fclose(f) || rename(tmp, path)) {
+		fprintf(stderr, "katrace: cannot replace %s: %s\n", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
