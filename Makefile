@@ -78,8 +78,15 @@ test: katrace unit fuzz-regressions
 demo: katrace
 	./tools/racelab --demo --min-502 3
 
-bench: katrace
-	./tools/bench
+$(BUILD)/floor.bpf.o: tools/bench/floor.bpf.c $(BUILD)/vmlinux.h
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -c $< -o $@
+$(BUILD)/floor.skel.h: $(BUILD)/floor.bpf.o
+	$(BPFTOOL) gen skeleton $< name floor_bpf > $@.tmp && mv $@.tmp $@
+$(BUILD)/katrace-floor: tools/bench/floor.c $(BUILD)/floor.skel.h
+	$(CC) $(CFLAGS) -I$(BUILD) $< $(LDLIBS) -o $@
+
+bench: katrace $(BUILD)/katrace-floor
+	./tools/bench/run
 
 clean:
 	rm -rf $(BUILD) katrace
