@@ -100,6 +100,18 @@ static __always_inline void *reserve(__u64 size)
 	return e;
 }
 
+/* Waking the reader for every record costs an irq_work and a context switch
+ * each: wake it only once a batch is waiting (it also reads every 100 ms). */
+#define WAKEUP_BYTES (64 * 1024)
+
+static __always_inline void submit(void *e)
+{
+	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
+		      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+
+	bpf_ringbuf_submit(e, flags);
+}
+
 static __always_inline void read_tuple(const struct sock *sk, struct tuple *t)
 {
 	t->family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -194,7 +206,7 @@ static __always_inline void emit_conn(__u32 type, struct conn *c, __u64 now)
 	e->h.cpu = bpf_get_smp_processor_id();
 	e->h.ts_ns = now;
 	__builtin_memcpy(&e->c, c, sizeof(*c));
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 /* A fresh entry for sk, built in scratch space and inserted. */
@@ -463,7 +475,7 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 			e->arrived_ns = a->ts_ns;
 		}
 	}
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 }
 
 /* tcp_send_reset(sk, skb, reason) from Linux 6.10, (sk, skb) before. The
@@ -577,14 +589,16 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
 	return iov.iov_base;
 }
 
-/* Emit the start of an HTTP message (or the rest of a split request line)
- * moved by this call. Other calls, and other protocols, cost one read. */
-static __always_inline void capture(struct conn *c, __u8 dir, __u32 moved, __u64 now)
+/* Account for the HTTP/1.x message this call starts, in the connection's
+ * entry: no event per message. Other calls, and other protocols, cost one
+ * 4-byte read. */
+static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64 now)
 {
-	__u32 head = 0, n = 0, i;
-	struct data_event *e;
+	struct http_acct *h = &c->http;
+	__u32 head = 0, n = 0;
 	const void *buf;
 	bool start, cont;
+	__u8 bit = 1 << dir;
 
 	if (c->proto == PROTO_OTHER || !wanted(c))
 		return;
@@ -594,7 +608,7 @@ static __always_inline void capture(struct conn *c, __u8 dir, __u32 moved, __u64
 	if (n >= 4 && bpf_probe_read_user(&head, sizeof(head), buf))
 		return;
 	start = n >= 4 && http_start(head);
-	cont = c->partial & (1 << dir);
+	cont = h->partial & bit;
 	if (c->proto == PROTO_UNKNOWN && c->start_ns && !cont) {
 		/* The first bytes of a connection say what it carries; fewer
 		 * than four cannot tell, so they pass as a possible start. */
@@ -604,44 +618,51 @@ static __always_inline void capture(struct conn *c, __u8 dir, __u32 moved, __u64
 		if (!start)
 			return;
 	}
-	if (!start && !cont)
-		return;
 	if (start)
 		c->proto = PROTO_HTTP;
+	h->partial &= ~bit;
 
-	e = reserve(sizeof(*e));
-	if (!e)
-		return;
-	n = payload_size(n);
-	if (bpf_probe_read_user(e->payload, n, buf))
-		n = 0;
-	e->h.type = EV_DATA;
-	e->h.cpu = bpf_get_smp_processor_id();
-	e->h.ts_ns = now;
-	e->sk = c->sk;
-	e->tgid = c->tgid;
-	e->len = moved;
-	e->dir = dir;
-	e->payload_len = n;
-	__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
-	/* A start line cut short by the call (a request written a piece at a
-	 * time): let the next call through too. */
-	c->partial &= ~(1 << dir);
-	if (n == moved) {
-		bool eol = false;
+	if (cont && !start) {
+		/* the rest of a request line written a piece at a time */
+		__u64 off = h->req_len, m = n;
 
-		for (i = 0; i < MAX_PAYLOAD; i++) {
-			if (i >= n)
-				break;
-			if (e->payload[i] == '\n') {
-				eol = true;
-				break;
-			}
+		if (off < SPLIT_LINE_MAX && dir == h->req_dir) {
+			if (m > MAX_PAYLOAD - 32)
+				m = MAX_PAYLOAD - 32;
+			barrier_var(m);
+			/* off < SPLIT_LINE_MAX <= 32: the mask shows the verifier the bound */
+			if (!bpf_probe_read_user(h->last_req + (off & 31), m, buf))
+				h->req_len = off + m;
+			if (off + m < SPLIT_LINE_MAX)
+				h->partial |= bit;
 		}
-		if (!eol)
-			c->partial |= 1 << dir;
+		return;
 	}
-	bpf_ringbuf_submit(e, 0);
+	if (!start)
+		return;
+
+	if (head == 0x50545448) {	/* "HTTP": a status line */
+		char status[3] = {};
+
+		if (n < 12 || bpf_probe_read_user(status, 3, buf + 9) ||
+		    status[0] < '2' || status[0] > '5')
+			return;	/* 1xx: not the final response */
+		h->responses++;
+		h->last_status = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+		h->last_response_ns = now;
+		return;
+	}
+	if (h->responses && h->last_response_ns && now - h->last_response_ns > h->max_reuse_gap_ns)
+		h->max_reuse_gap_ns = now - h->last_response_ns;
+	h->requests++;
+	h->req_dir = dir;
+	h->last_request_ns = now;
+	n = payload_size(n);
+	if (bpf_probe_read_user(h->last_req, n, buf))
+		n = 0;
+	h->req_len = n;
+	if (moved < SPLIT_LINE_MAX)
+		h->partial |= bit;
 }
 
 SEC("tp_btf/sock_send_length")
@@ -658,7 +679,7 @@ int BPF_PROG(on_send_length, struct sock *sk, int ret, int flags)
 	now = bpf_ktime_get_ns();
 	c->last_send_ns = now;
 	set_owner(c);
-	capture(c, DIR_OUT, ret, now);
+	account(c, DIR_OUT, ret, now);
 	return 0;
 }
 
@@ -678,7 +699,7 @@ int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 		return 0;
 	now = bpf_ktime_get_ns();
 	c->last_recv_ns = now;
-	capture(c, DIR_IN, ret, now);
+	account(c, DIR_IN, ret, now);
 	return 0;
 }
 

@@ -14,14 +14,15 @@
 
 #define TASK_COMM_LEN   16
 #define MAX_STATES      12   /* state path kept per connection */
-#define MAX_PAYLOAD     280  /* bytes kept of a buffer's start: a request line
-                                cut at a 256-byte path fits */
+#define MAX_PAYLOAD     280  /* bytes kept of a segment's or buffer's start: a
+                                request line cut at a 256-byte path fits */
+#define SPLIT_LINE_MAX  24   /* a call this short that starts a request cannot hold
+                                its whole request line: the next call continues it */
 
 enum event_type {
 	EV_CLOSE   = 1,	/* first close transition out of ESTABLISHED */
 	EV_DESTROY = 2,	/* the kernel freed the socket: the connection is over */
 	EV_RESET   = 3,	/* a RST was sent or received */
-	EV_DATA    = 4,	/* start of a send/receive buffer, for the HTTP join */
 };
 
 enum conn_role { ROLE_UNKNOWN = 0, ROLE_SERVER = 1, ROLE_CLIENT = 2 };
@@ -58,6 +59,24 @@ struct tuple {
 	__u16 _pad;
 };
 
+/* HTTP/1.x on one connection, counted in the kernel as the calls happen,
+ * so that no event is needed per request. */
+struct http_acct {
+	__u64 last_request_ns;
+	__u64 last_response_ns;	/* start of the last final (>= 200) response */
+	__u64 max_reuse_gap_ns;	/* longest idle before a request, after a response */
+	__u32 requests;		/* calls that started a request */
+	__u32 responses;	/* final responses */
+	__u16 last_status;
+	__u16 req_len;		/* bytes in last_req */
+	__u8  req_dir;		/* enum data_dir the requests flowed in */
+	__u8  partial;		/* bit per enum data_dir: a start line cut short */
+	__u8  _pad[2];
+	__u8  last_req[MAX_PAYLOAD];	/* the start of the last call that began a
+					   request: user space keeps only its
+					   request line(s) */
+};
+
 /* One connection as the BPF connection table holds it. */
 struct conn {
 	__u64 sk;		/* kernel address: the key while the socket lives */
@@ -73,11 +92,11 @@ struct conn {
 	__u8  closed_by;	/* enum closed_by */
 	__u8  nstates;
 	__u8  proto;		/* enum conn_proto */
-	__u8  partial;		/* bit per enum data_dir: a message start without its line end */
 	__u8  in_cgroup;	/* the owner runs in --cgroup's tree */
-	__u8  _pad2[6];
+	__u8  _pad2[7];
 	__u8  states[MAX_STATES];	/* TCP_* values, first is the state at start */
 	char  comm[TASK_COMM_LEN];
+	struct http_acct http;
 };
 
 struct event_hdr {
@@ -104,18 +123,6 @@ struct reset_event {
 	__u8  payload_src;	/* enum payload_src */
 	__u8  _pad[3];
 	__u64 arrived_ns;	/* SRC_ARRIVED: when the unread request arrived */
-	char  comm[TASK_COMM_LEN];
-	__u8  payload[MAX_PAYLOAD];
-};
-
-struct data_event {
-	struct event_hdr h;
-	__u64 sk;
-	__u32 tgid;
-	__u32 len;		/* bytes the call moved */
-	__u8  dir;		/* enum data_dir */
-	__u8  _pad;
-	__u16 payload_len;
 	char  comm[TASK_COMM_LEN];
 	__u8  payload[MAX_PAYLOAD];
 };

@@ -41,7 +41,7 @@ def check_inferred(keepalive_ms, spread_ms, rounds):
 
 
 def test_inferred_timeout_about_1s():
-    check_inferred(200, 4, 8)
+    check_inferred(200, 30, 8)
 
 
 def test_inferred_timeout_about_5s():

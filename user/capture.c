@@ -22,8 +22,7 @@ void capture_header_init(struct capture_header *h)
 	h->header_size = sizeof(*h);
 	h->record_sizes[0] = sizeof(struct conn_event);
 	h->record_sizes[1] = sizeof(struct reset_event);
-	h->record_sizes[2] = sizeof(struct data_event);
-	h->record_sizes[3] = sizeof(struct capture_end);
+	h->record_sizes[2] = sizeof(struct capture_end);
 }
 
 struct capture *capture_create(const char *path, const struct capture_header *h)
@@ -125,6 +124,11 @@ int capture_replay(const char *path, struct capture_header *h, struct capture_en
 	if (le32toh(h->version) > CAPTURE_VERSION) {
 		snprintf(msg, sizeof(msg), "capture format version %u is newer than this katrace reads (%u)",
 			 le32toh(h->version), CAPTURE_VERSION);
+		return fail(path, msg, NULL, fd);
+	}
+	if (le32toh(h->version) < CAPTURE_VERSION) {
+		snprintf(msg, sizeof(msg), "capture format version %u is older than this katrace reads "
+			 "(%u): replay it with the katrace that wrote it", le32toh(h->version), CAPTURE_VERSION);
 		return fail(path, msg, NULL, fd);
 	}
 	if (n < (ssize_t)sizeof(*h))

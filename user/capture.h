@@ -11,7 +11,7 @@
 #include "katrace.h"
 
 #define CAPTURE_MAGIC	"KATRACE\x1a"
-#define CAPTURE_VERSION	1
+#define CAPTURE_VERSION	2	/* 2: HTTP counted in the kernel, no data events */
 #define CAPTURE_MAX_RECORD 4096
 #define EV_CAPTURE_END	100	/* only in files */
 
@@ -21,7 +21,7 @@ struct capture_header {
 	uint32_t header_size;
 	int64_t wall_offset_ns;
 	uint32_t flags;			/* CAPTURE_F_* */
-	uint32_t record_sizes[4];	/* conn, reset, data events: this build's layout */
+	uint32_t record_sizes[4];	/* conn, reset, end records, 0: this build's layout */
 	char rst_reasons[64][40];
 };
 

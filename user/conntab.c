@@ -66,8 +66,6 @@ void conntab_remove(struct conntab *t, struct conn_rec *r)
 		*pp = r->hnext;
 	lru_unlink(t, r);
 	t->count--;
-	free(r->partial[0]);
-	free(r->partial[1]);
 	free(r);
 }
 

@@ -22,9 +22,7 @@ struct conn_rec {
 	struct conn c;		/* the latest the kernel told us */
 	bool closing;		/* an EV_CLOSE arrived */
 	uint64_t peer_rst_ns;	/* a RST arrived from the peer */
-	struct http_state http;
-	uint8_t *partial[2];	/* a start line split across calls, by enum data_dir */
-	uint16_t partial_len[2];
+	struct http_state http;	/* from the kernel's accounting, at each event */
 	/* internal */
 	struct conn_rec *hnext, *lru_prev, *lru_next;
 };

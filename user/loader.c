@@ -223,7 +223,10 @@ int tracer_poll(struct tracer *t, int timeout_ms)
 {
 	int n = ring_buffer__poll(t->rb, timeout_ms);
 
-	return n == -EINTR ? 0 : n;
+	if (n == -EINTR)
+		n = 0;
+	/* the BPF side wakes us only per batch: read what is there anyway */
+	return n < 0 ? n : ring_buffer__consume(t->rb);
 }
 
 int tracer_fd(struct tracer *t)

@@ -28,8 +28,6 @@ static size_t record_size(uint32_t type)
 		return sizeof(struct conn_event);
 	case EV_RESET:
 		return sizeof(struct reset_event);
-	case EV_DATA:
-		return sizeof(struct data_event);
 	}
 	return 0;
 }
@@ -62,18 +60,40 @@ static void record(struct session *s, const void *rec, size_t len)
 		capture_write(s->cap, rec, len);
 }
 
-static void record_message(struct session *s, const struct data_event *e, const struct http_msg *m)
+/* The request lines in a buffer of request bytes, back to back, as bytes
+ * that parse to the same lines: what a capture keeps of last_req. */
+static uint16_t sanitized_requests(const struct session *s, const uint8_t *buf, size_t len,
+				   uint8_t *out, size_t max)
 {
-	struct data_event out;
+	struct http_msg m;
+	size_t used, n = 0;
+
+	while (len && http_parse(buf, len, s->full_path, &m, &used) == HTTP_REQUEST) {
+		uint16_t k = sanitized(&m, out + n, max - n);
+
+		if (!k)
+			break;
+		n += k;
+		if (!used || used >= len)
+			break;
+		buf += used;
+		len -= used;
+	}
+	return n;
+}
+
+static void record_conn(struct session *s, const struct conn_event *e)
+{
+	struct conn_event out;
+	size_t len = e->c.http.req_len < MAX_PAYLOAD ? e->c.http.req_len : MAX_PAYLOAD;
 
 	if (!s->cap)
 		return;
 	out = *e;
-	out.payload_len = sanitized(m, out.payload, sizeof(out.payload));
-	out.len = out.payload_len;
-	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
-	if (out.payload_len)
-		record(s, &out, sizeof(out));
+	memset(out.c.http.last_req, 0, sizeof(out.c.http.last_req));
+	out.c.http.req_len = sanitized_requests(s, e->c.http.last_req, len, out.c.http.last_req,
+						sizeof(out.c.http.last_req));
+	record(s, &out, sizeof(out));
 }
 
 static void record_reset(struct session *s, const struct reset_event *e)
@@ -93,76 +113,42 @@ static void record_reset(struct session *s, const struct reset_event *e)
 	record(s, &out, sizeof(out));
 }
 
-/* ---- HTTP join ---- */
+/* ---- HTTP join: the kernel counted, user space reads the request line ---- */
 
-static void count_message(struct http_state *h, const struct http_msg *m, uint8_t dir,
-			  uint64_t ts)
+static void derive_http(const struct session *s, const struct conn *c, struct http_state *h)
 {
-	if (m->kind == HTTP_REQUEST) {
-		if (h->responses && h->last_response_ns && ts > h->last_response_ns &&
-		    ts - h->last_response_ns > h->max_reuse_gap_ns)
-			h->max_reuse_gap_ns = ts - h->last_response_ns;
-		h->requests++;
-		h->req_dir = dir;
-		h->last_request_ns = ts;
-		http_request_line(m, h->last_request, sizeof(h->last_request));
-	} else if (m->kind == HTTP_RESPONSE && m->status >= 200) {
-		h->responses++;
-		h->last_status = m->status;
-		h->last_response_ns = ts;
-	}
-}
+	const struct http_acct *k = &c->http;
+	size_t len = k->req_len < MAX_PAYLOAD ? k->req_len : MAX_PAYLOAD, used;
+	const uint8_t *buf = k->last_req;
+	struct http_msg m, last;
+	uint32_t found = 0;
+	bool reported = h->lost_reported;
 
-static bool has_newline(const uint8_t *p, size_t n)
-{
-	return memchr(p, '\n', n) != NULL;
-}
-
-static void on_data(struct session *s, const struct data_event *e)
-{
-	struct conn_rec *r = conntab_get(&s->conns, e->sk);
-	uint8_t joined[2 * MAX_PAYLOAD];
-	const uint8_t *buf = e->payload;
-	size_t len = e->payload_len < MAX_PAYLOAD ? e->payload_len : MAX_PAYLOAD;
-	uint8_t dir = e->dir & 1;
-	struct http_msg m;
-	size_t used;
-
-	if (!r)
-		return;
-	if (!r->c.tgid) {
-		r->c.tgid = e->tgid;
-		memcpy(r->c.comm, e->comm, sizeof(r->c.comm));
-	}
-	if (r->partial[dir]) {
-		/* the rest of a start line split across calls */
-		size_t have = r->partial_len[dir];
-
-		memcpy(joined, r->partial[dir], have);
-		memcpy(joined + have, buf, len);
-		buf = joined;
-		len += have;
-		free(r->partial[dir]);
-		r->partial[dir] = NULL;
-		r->partial_len[dir] = 0;
-	}
-	if (!has_newline(buf, len) && len < MAX_PAYLOAD && e->payload_len == e->len) {
-		r->partial[dir] = malloc(len);
-		if (r->partial[dir]) {
-			memcpy(r->partial[dir], buf, len);
-			r->partial_len[dir] = len;
-		}
-		return;
-	}
-	/* Pipelined messages: as many as these bytes show. */
-	while (len && http_parse(buf, len, s->full_path, &m, &used) != HTTP_NONE) {
-		count_message(&r->http, &m, dir, e->h.ts_ns);
-		record_message(s, e, &m);
+	memset(h, 0, sizeof(*h));
+	h->lost_reported = reported;
+	h->requests = k->requests;
+	h->responses = k->responses;
+	h->req_dir = k->req_dir;
+	h->last_status = k->last_status;
+	h->last_request_ns = k->last_request_ns;
+	h->last_response_ns = k->last_response_ns;
+	h->max_reuse_gap_ns = k->max_reuse_gap_ns;
+	/* the last read or write that began a request may hold several
+	 * (pipelining) as far as its first bytes show */
+	while (len && http_parse(buf, len, s->full_path, &m, &used) == HTTP_REQUEST) {
+		last = m;
+		found++;
 		if (!used || used >= len)
 			break;
 		buf += used;
 		len -= used;
 	}
+	if (found) {
+		http_request_line(&last, h->last_request, sizeof(h->last_request));
+		h->requests += found - 1;
+	}
+	if (h->responses > h->requests)	/* pipelined reads start several requests */
+		h->requests = h->responses;
 }
 
 /* ---- finished connections, for resets that come after the socket ---- */
@@ -231,6 +217,7 @@ static void on_close(struct session *s, const struct conn_event *e)
 	if (!r)
 		return;
 	r->c = e->c;
+	derive_http(s, &r->c, &r->http);
 	r->closing = true;
 }
 
@@ -243,6 +230,7 @@ static void on_destroy(struct session *s, const struct conn_event *e)
 		r = &tmp;
 	}
 	r->c = e->c;
+	derive_http(s, &r->c, &r->http);
 	proxy_lost(s, r);
 	close_record(s, r, e->h.ts_ns);
 	remember(s, r, e->h.ts_ns);
@@ -373,7 +361,7 @@ int session_event(void *ctx, const void *data, size_t len)
 		s->last_ts_ns = h->ts_ns;
 
 	if (h->type == EV_CLOSE || h->type == EV_DESTROY)
-		record(s, data, record_size(h->type));
+		record_conn(s, data);
 	else if (h->type == EV_RESET)
 		record_reset(s, data);
 
@@ -386,9 +374,6 @@ int session_event(void *ctx, const void *data, size_t len)
 		break;
 	case EV_RESET:
 		on_reset(s, data);
-		break;
-	case EV_DATA:
-		on_data(s, data);
 		break;
 	}
 	return 0;
