@@ -595,7 +595,8 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
 static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64 now)
 {
 	struct http_acct *h = &c->http;
-	__u32 head = 0, n = 0;
+	__u8 first[12] __attribute__((aligned(4))) = {};
+	__u32 head, n = 0;
 	const void *buf;
 	bool start, cont;
 	__u8 bit = 1 << dir;
@@ -605,8 +606,11 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 	buf = syscall_buffer(&n, moved);
 	if (!buf || !n)
 		return;
-	if (n >= 4 && bpf_probe_read_user(&head, sizeof(head), buf))
+	/* one read: the method or "HTTP", and a status code */
+	if (n >= sizeof(first) ? bpf_probe_read_user(first, sizeof(first), buf) :
+	    n >= 4 ? bpf_probe_read_user(first, 4, buf) : 0)
 		return;
+	head = *(__u32 *)first;
 	start = n >= 4 && http_start(head);
 	cont = h->partial & bit;
 	if (c->proto == PROTO_UNKNOWN && c->start_ns && !cont) {
@@ -642,13 +646,10 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 		return;
 
 	if (head == 0x50545448) {	/* "HTTP": a status line */
-		char status[3] = {};
-
-		if (n < 12 || bpf_probe_read_user(status, 3, buf + 9) ||
-		    status[0] < '2' || status[0] > '5')
+		if (n < sizeof(first) || first[9] < '2' || first[9] > '5')
 			return;	/* 1xx: not the final response */
 		h->responses++;
-		h->last_status = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+		h->last_status = (first[9] - '0') * 100 + (first[10] - '0') * 10 + (first[11] - '0');
 		h->last_response_ns = now;
 		return;
 	}
@@ -711,14 +712,18 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 					  enum payload_mode mode)
 {
 	__u64 key = (__u64)sk;
-	struct conn *c = bpf_map_lookup_elem(&conns, &key);
-	__u32 linear = 0, total = 0, head = 0, zero = 0;
+	__u32 linear = 0, total = 0, head = 0, zero = 0, seq[2];
 	struct bpf_dynptr dp;
 	struct arrival *a;
+	struct conn *c;
 	void *payload;
 	__u32 off;
 	__u64 n;
 
+	/* most segments are pure ACKs: TCP_SKB_CB's seq == end_seq, no lookup */
+	if (bpf_probe_read_kernel(seq, sizeof(seq), &skb->cb[0]) || seq[0] == seq[1])
+		return;
+	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c || c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
 		return;
 	payload = skb_payload(skb, &linear, &total);
