@@ -729,9 +729,20 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	payload = skb_payload(skb, &linear, &total);
 	if (!payload || total < 4)
 		return;
-	a = bpf_map_lookup_elem(&scratch_arrival, &zero);
-	if (!a)
-		return;
+	/* written in place: an LRU update would allocate a new element each time */
+	a = bpf_map_lookup_elem(&arrivals, &key);
+	if (!a) {
+		struct arrival *fresh = bpf_map_lookup_elem(&scratch_arrival, &zero);
+
+		if (!fresh)
+			return;
+		fresh->ts_ns = 0;
+		fresh->len = 0;
+		bpf_map_update_elem(&arrivals, &key, fresh, BPF_NOEXIST);
+		a = bpf_map_lookup_elem(&arrivals, &key);
+		if (!a)
+			return;
+	}
 	n = payload_size(total);
 	if (linear >= 4) {
 		if (bpf_probe_read_kernel(&head, 4, payload) || !http_start(head))
@@ -748,7 +759,6 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	}
 	a->ts_ns = bpf_ktime_get_ns();
 	a->len = n;
-	bpf_map_update_elem(&arrivals, &key, a, BPF_ANY);
 }
 
 SEC("tp_btf/tcp_probe")

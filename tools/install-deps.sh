@@ -4,7 +4,8 @@
 set -eu
 
 PKGS="clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config
-      nodejs haproxy nginx-light curl python3 iproute2 wrk procps"
+      libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps
+      util-linux"
 
 missing=""
 for p in $PKGS; do
