@@ -666,41 +666,39 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 		h->partial |= bit;
 }
 
+/* A send or receive call that moved data, in the caller's context. */
+static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 dir)
+{
+	struct conn *c;
+	__u64 now;
+
+	if (ret <= 0)
+		return;
+	c = data_conn(sk);
+	if (!c)
+		return;
+	set_owner(c);
+	if (flags & MSG_PEEK)	/* a peek leaves the data queued */
+		return;
+	now = bpf_ktime_get_ns();
+	if (dir == DIR_OUT)
+		c->last_send_ns = now;
+	else
+		c->last_recv_ns = now;
+	account(c, dir, ret, now);
+}
+
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send_length, struct sock *sk, int ret, int flags)
 {
-	__u64 now;
-	struct conn *c;
-
-	if (ret <= 0)
-		return 0;
-	c = data_conn(sk);
-	if (!c)
-		return 0;
-	now = bpf_ktime_get_ns();
-	c->last_send_ns = now;
-	set_owner(c);
-	account(c, DIR_OUT, ret, now);
+	on_data(sk, ret, flags, DIR_OUT);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 {
-	__u64 now;
-	struct conn *c;
-
-	if (ret <= 0)
-		return 0;
-	c = data_conn(sk);
-	if (!c)
-		return 0;
-	set_owner(c);
-	if (flags & MSG_PEEK)	/* a peek leaves the data queued */
-		return 0;
-	now = bpf_ktime_get_ns();
-	c->last_recv_ns = now;
-	account(c, DIR_IN, ret, now);
+	on_data(sk, ret, flags, DIR_IN);
 	return 0;
 }
 

@@ -168,3 +168,14 @@ def wait_eof(sock, timeout=10):
 
 def local_port(sock):
     return sock.getsockname()[1]
+
+
+def exchange_until_server_closes(port, path="/", host="127.0.0.1"):
+    """One request on a fresh connection, then idle until the server closes it;
+    returns the client's local port."""
+    c = socket.create_connection((host, port))
+    http_request(c, path)
+    wait_eof(c)
+    port = local_port(c)
+    c.close()
+    return port

@@ -9,7 +9,8 @@ import tempfile
 import time
 import urllib.request
 
-from lib import KATRACE, NodeServer, SERVERS, check, http_request, local_port, wait_eof, wait_line
+from lib import (KATRACE, NodeServer, SERVERS, check, exchange_until_server_closes, http_request,
+                 wait_eof, wait_line)
 
 
 class Daemon:
@@ -77,20 +78,14 @@ def value(metrics, name, **labels):
 def test_daemon_signals_log_and_exit():
     with NodeServer(keepalive_ms=100) as srv, Daemon("-p", str(srv.pid)) as d:
         for _ in range(2):
-            c = socket.create_connection(("127.0.0.1", srv.port))
-            http_request(c)
-            wait_eof(c)
-            c.close()
+            exchange_until_server_closes(srv.port)
         time.sleep(0.3)
         d.p.send_signal(signal.SIGUSR1)
         time.sleep(0.3)
         os.rename(d.log, d.log + ".1")	# logrotate, then SIGHUP
         d.p.send_signal(signal.SIGHUP)
         time.sleep(0.3)
-        c = socket.create_connection(("127.0.0.1", srv.port))
-        http_request(c)
-        wait_eof(c)
-        c.close()
+        exchange_until_server_closes(srv.port)
         time.sleep(0.3)
         rc = d.stop()
         old, new = d.records(d.log + ".1"), d.records()
@@ -103,10 +98,7 @@ def test_daemon_signals_log_and_exit():
 def test_metrics_endpoint_and_file():
     with NodeServer(keepalive_ms=100) as srv, Daemon("-p", str(srv.pid)) as d:
         for _ in range(3):
-            c = socket.create_connection(("127.0.0.1", srv.port))
-            http_request(c)
-            wait_eof(c)
-            c.close()
+            exchange_until_server_closes(srv.port)
         c = socket.create_connection(("127.0.0.1", srv.port))	# one request lost to the race
         http_request(c)
         wait_eof(c)

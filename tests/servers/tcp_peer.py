@@ -25,6 +25,15 @@ srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((host, 0))
 srv.listen(16)
 print("ready", srv.getsockname()[1], flush=True)
+
+
+def answer_one_request(conn):
+    req = b""
+    while b"\r\n\r\n" not in req:
+        req += conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+
+
 while True:
     conn, _ = srv.accept()
     if mode == "close-unread":
@@ -33,18 +42,12 @@ while True:
         time.sleep(0.05)
         conn.close()
     elif mode == "http-then-close-unread":
-        req = b""
-        while b"\r\n\r\n" not in req:
-            req += conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        answer_one_request(conn)
         conn.recv(1, socket.MSG_PEEK)
         time.sleep(0.05)
         conn.close()
     elif mode == "http-once-then-unlisten":
-        req = b""
-        while b"\r\n\r\n" not in req:
-            req += conn.recv(65536)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        answer_one_request(conn)
         srv.close()
         time.sleep(0.2)
         conn.close()
