@@ -126,10 +126,31 @@ class Katrace(Proc):
                 all(r.get(k) == v for k, v in match.items())]
 
 
+_unprivileged_copy = None
+
+
+def as_user(user, args):
+    """args run as another user. katrace is copied where any user can run it:
+    the checkout may sit in a directory only root can enter."""
+    global _unprivileged_copy
+    if _unprivileged_copy is None:
+        import atexit
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="katrace-user-")
+        os.chmod(d, 0o755)
+        _unprivileged_copy = os.path.join(d, "katrace")
+        shutil.copy(KATRACE, _unprivileged_copy)
+        os.chmod(_unprivileged_copy, 0o755)
+        atexit.register(shutil.rmtree, d, True)
+    args = [_unprivileged_copy if a == KATRACE else a for a in args]
+    return ["setpriv", "--reuid", user, "--regid", user, "--clear-groups", *args]
+
+
 def run_katrace(*args, timeout=20, user=None):
     cmd = [KATRACE, *args]
     if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups", *cmd]
+        cmd = as_user(user, cmd)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

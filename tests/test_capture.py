@@ -6,7 +6,7 @@ import tempfile
 import time
 import zlib
 
-from lib import KATRACE, Katrace, NodeServer, check, http_request, run_katrace, wait_eof
+from lib import KATRACE, Katrace, NodeServer, as_user, check, http_request, run_katrace, wait_eof
 
 
 def record_session(path, *extra):
@@ -34,8 +34,8 @@ def test_replay_prints_what_the_live_run_printed():
         # no root needed to replay (the capture is 0600: hand it over)
         os.chmod(d, 0o755)
         os.chmod(cap, 0o644)
-        rep = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                              KATRACE, "report", cap, "--json"], capture_output=True, text=True)
+        rep = subprocess.run(as_user("65534", [KATRACE, "report", cap, "--json"]),
+                             capture_output=True, text=True)
         check(rep.returncode == 0, rep.stderr)
         import json
         replayed = [json.loads(l) for l in rep.stdout.splitlines()]

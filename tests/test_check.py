@@ -6,14 +6,14 @@ import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
-from lib import KATRACE, NodeServer, PyPeer, SERVERS, check
+from lib import KATRACE, NodeServer, PyPeer, SERVERS, as_user, check
 from test_accuracy import true_close_ms
 
 
 def run_check(*args, user=None, timeout=60):
     cmd = [KATRACE, "check", *args]
     if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups", *cmd]
+        cmd = as_user(user, cmd)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
