@@ -549,12 +549,18 @@ static __always_inline bool http_start(__u32 head)
 
 #if defined(__TARGET_ARCH_x86)
 #define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define SYSCALL_ARG1(regs) ((regs)->di)
 #define SYSCALL_ARG2(regs) ((regs)->si)
+#define SYSCALL_ARG3(regs) ((regs)->dx)
+#define SYSCALL_ARG4(regs) ((regs)->r10)
 enum { NR_READ = 0, NR_WRITE = 1, NR_READV = 19, NR_WRITEV = 20, NR_SENDTO = 44,
        NR_RECVFROM = 45, NR_SENDMSG = 46, NR_RECVMSG = 47 };
 #elif defined(__TARGET_ARCH_arm64)
 #define SYSCALL_NR(regs) ((regs)->syscallno)
+#define SYSCALL_ARG1(regs) ((regs)->orig_x0)
 #define SYSCALL_ARG2(regs) ((regs)->regs[1])
+#define SYSCALL_ARG3(regs) ((regs)->regs[2])
+#define SYSCALL_ARG4(regs) ((regs)->regs[3])
 enum { NR_READ = 63, NR_WRITE = 64, NR_READV = 65, NR_WRITEV = 66, NR_SENDTO = 206,
        NR_RECVFROM = 207, NR_SENDMSG = 211, NR_RECVMSG = 212 };
 #endif
@@ -699,6 +705,54 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 {
 	on_data(sk, ret, flags, DIR_IN);
+	return 0;
+}
+
+/* Before Linux 6.5 there is no sock_send_length/sock_recv_length: the same
+ * accounting from the exit of the send/recv-family syscalls, the socket
+ * found through the file descriptor. Loaded only on such kernels. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *task;
+	struct file **fds, *file;
+	struct socket *sock;
+	unsigned long fd;
+	int flags = 0;
+	__u8 dir;
+
+	if (ret <= 0)
+		return 0;
+	switch (SYSCALL_NR(regs)) {
+	case NR_WRITE: case NR_WRITEV: case NR_SENDTO: case NR_SENDMSG:
+		dir = DIR_OUT;
+		break;
+	case NR_RECVFROM:
+		flags = SYSCALL_ARG4(regs);
+		dir = DIR_IN;
+		break;
+	case NR_RECVMSG:
+		flags = SYSCALL_ARG3(regs);
+		dir = DIR_IN;
+		break;
+	case NR_READ: case NR_READV:
+		dir = DIR_IN;
+		break;
+	default:
+		return 0;
+	}
+	fd = SYSCALL_ARG1(regs);
+	task = bpf_get_current_task_btf();
+	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	/* a socket's file points at its struct socket, which points back */
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return 0;
+	on_data(BPF_CORE_READ(sock, sk), ret, flags, dir);
 	return 0;
 }
 

@@ -178,3 +178,23 @@ def test_error_bad_arguments():
     for args in (["-p", "abc"], ["--port", "70000"], ["-d", "-1"]):
         p = run_katrace(*args)
         check(p.returncode != 0 and "invalid" in p.stderr, (args, p.stderr))
+
+
+def test_fallback_without_sock_length_tracepoints():
+    """A kernel before 6.5 (no sock_send_length/sock_recv_length), shown to
+    katrace through a BTF that lacks them: data timing and HTTP come from the
+    send/recv syscall exits instead, just as exact."""
+    with tempfile.NamedTemporaryFile(suffix=".btf") as f:
+        btf_craft.write(f.name, {"inet_sock_set_state": 3, "tcp_send_reset": 3,
+                                 "tcp_receive_reset": 1, "tcp_destroy_sock": 1,
+                                 "tcp_probe": 2, "sys_exit": 2})
+        note = run_katrace("--btf", f.name, "-d", "0.5")
+        check(note.returncode == 0 and "from the send/recv syscall exits" in note.stderr, note.stderr)
+        with NodeServer(keepalive_ms=300) as srv, Katrace("--btf", f.name, "-p", str(srv.pid)) as kt:
+            c = socket.create_connection(("127.0.0.1", srv.port))
+            http_request(c, "/a")
+            t_resp = http_request(c, "/b")
+            t_close, _ = wait_eof(c)
+            r = by_rport(kt.records(), local_port(c))
+    check(r["requests"] == 2 and r["last_request"] == "GET /b" and r["last_status"] == 200, r)
+    check(abs(r["idle_ms"] - (t_close - t_resp) * 1000) <= 20, r)

@@ -119,9 +119,10 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 	bpf_program__set_autoload(t->skel->progs.on_send_reset, reset_args >= 3 && dynptr);
 	bpf_program__set_autoload(t->skel->progs.on_send_reset_linear, reset_args >= 3 && !dynptr);
 	bpf_program__set_autoload(t->skel->progs.on_send_reset_noreason, reset_args < 3);
-	/* sock_{send,recv}_length arrived in Linux 6.5 */
+	/* sock_{send,recv}_length arrived in Linux 6.5; before, syscall exits */
 	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data);
 	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data);
+	bpf_program__set_autoload(t->skel->progs.on_sys_exit, !have_data);
 	bpf_program__set_autoload(t->skel->progs.on_tcp_probe, dynptr);
 	bpf_program__set_autoload(t->skel->progs.on_tcp_probe_linear, !dynptr);
 	return katrace_bpf__load(t->skel);
@@ -136,7 +137,7 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	const char *btf_path = o->btf_path ? o->btf_path : DEFAULT_BTF;
 	struct tracer *t;
 	struct btf *btf;
-	bool have_data;
+	bool have_data, have_sys_exit;
 	int err, reset_args;
 	size_t i;
 
@@ -167,14 +168,21 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	reset_args = tracepoint_args(btf, "tcp_send_reset");
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
 		    tracepoint_args(btf, "sock_recv_length") == 3;
+	have_sys_exit = tracepoint_args(btf, "sys_exit") == 2;
 	btf__free(btf);
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	if (!have_data)
-		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): "
-				"idle times count from establishment, requests are not joined");
+	if (!have_data && have_sys_exit)
+		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
+				"timing and HTTP from the send/recv syscall exits instead");
+	else if (!have_data) {
+		fail_msg("this kernel has neither sock_send_length/sock_recv_length nor sys_exit: "
+			 "katrace cannot time data");
+		free(t);
+		return NULL;
+	}
 
 	/* Try reading reset segments through skb dynptrs first; a kernel that
 	 * refuses them in tracing programs gets the linear-only program. */
