@@ -144,3 +144,26 @@ def test_no_lost_request_without_race():
             c.close()
         recs = kt.records("lost_request")
     check(recs == [], recs)
+
+
+def test_kernel_without_reset_reason_or_dynptr():
+    """tcp_send_reset as before Linux 6.10 (no reason argument, so no skb
+    dynptr either): the lost request is still reported, its bytes in page
+    fragments unreadable, and reset_reason null."""
+    import tempfile
+    import btf_craft
+    with tempfile.NamedTemporaryFile(suffix=".btf") as f:
+        btf_craft.write(f.name, {"inet_sock_set_state": 3, "tcp_send_reset": 2,
+                                 "tcp_receive_reset": 1, "tcp_destroy_sock": 1,
+                                 "tcp_probe": 2, "sock_send_length": 3, "sock_recv_length": 3})
+        with NodeServer(keepalive_ms=100) as srv, Katrace("--btf", f.name, "-p", str(srv.pid)) as kt:
+            c = socket.create_connection(("127.0.0.1", srv.port))
+            http_request(c, "/first")
+            wait_eof(c)
+            c.sendall(LOST_REQ)
+            time.sleep(0.1)
+            c.close()
+            lost = only_lost(kt)
+    check(lost["reset_reason"] is None and lost["pid"] == srv.pid, lost)
+    check(lost["request"] in ("POST /lost/7?…", None), lost)	# None: in page fragments
+    check(lost["close_to_request_ms"] is not None, lost)

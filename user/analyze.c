@@ -152,7 +152,8 @@ void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *
 	if (!s)
 		return;
 	if (s->lost < LOST_EXAMPLES)
-		snprintf(s->lost_examples[s->lost], sizeof(s->lost_examples[0]), "%s", request);
+		snprintf(s->lost_examples[s->lost], sizeof(s->lost_examples[0]), "%s",
+			 request[0] ? request : "(unreadable)");
 	s->lost++;
 }
 

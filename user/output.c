@@ -222,7 +222,10 @@ void output_lost(struct output *o, const struct lost *l)
 		}
 		fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":",
 			laddr, raddr, l->side == LOST_AT_SERVER ? "server" : "client");
-		json_string(o->f, l->request);
+		if (l->request[0])
+			json_string(o->f, l->request);
+		else
+			fputs("null", o->f);
 		if (known_close)
 			fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
 		else
@@ -243,7 +246,10 @@ void output_lost(struct output *o, const struct lost *l)
 	if (l->c)
 		fprintf(o->f, "%s[%u] ", comm, l->c->tgid);
 	if (l->side == LOST_AT_SERVER) {
-		fprintf(o->f, "%s <- %s \"%s\": ", laddr, raddr, l->request);
+		if (l->request[0])
+			fprintf(o->f, "%s <- %s \"%s\": ", laddr, raddr, l->request);
+		else
+			fprintf(o->f, "%s <- %s a request (its bytes were unreadable here): ", laddr, raddr);
 		if (known_close && l->close_to_request_ms >= 0)
 			fprintf(o->f, "arrived %.1f ms after this server closed the connection",
 				l->close_to_request_ms);

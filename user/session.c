@@ -257,24 +257,32 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	size_t used;
 	uint64_t arrived = e->payload_src == SRC_ARRIVED ? e->arrived_ns : e->h.ts_ns;
 
-	if (http_parse(e->payload, e->payload_len, s->full_path, &m, &used) != HTTP_REQUEST)
+	bool readable = http_parse(e->payload, e->payload_len, s->full_path, &m, &used) == HTTP_REQUEST;
+
+	/* bytes in page fragments the kernel would not let BPF read: still a
+	 * lost request if the connection carried HTTP */
+	if (!readable && !(e->payload_src == SRC_NONLINEAR && e->seg_len))
 		return;
 	if (e->sk_kind == RST_SK_FULL)
 		live = conntab_find(&s->conns, e->sk);
 	if (live) {
 		c = &live->c;
 		h = &live->http;
-		live->http.lost_reported = true;
 	} else if ((f = find_recent(s, &e->t))) {
 		c = &f->c;
 		h = &f->http;
-	} else if (s->pid_filter) {
+	} else if (s->pid_filter || !readable) {
 		return;	/* not one of the traced process's connections */
 	}
+	if (!readable && (!h || !h->requests))
+		return;
+	if (live)
+		live->http.lost_reported = true;
 
 	lost.ts_ns = arrived;
 	lost.side = LOST_AT_SERVER;
-	http_request_line(&m, lost.request, sizeof(lost.request));
+	if (readable)
+		http_request_line(&m, lost.request, sizeof(lost.request));
 	lost.reason = reason_name(s, e->reason);
 	lost.close_to_request_ms = NAN;
 	lost.idle_ms = -1;
@@ -337,7 +345,7 @@ static void on_reset(struct session *s, const struct reset_event *e)
 			reason_name(s, e->reason) ? reason_name(s, e->reason) : "?",
 			e->payload_len, e->seg_len, e->payload_src, l, r);
 	}
-	if (e->sent && e->payload_len)
+	if (e->sent && (e->payload_len || (e->payload_src == SRC_NONLINEAR && e->seg_len)))
 		backend_lost(s, e);
 	else if (!e->sent && e->sk_kind == RST_SK_FULL) {
 		struct conn_rec *r = conntab_find(&s->conns, e->sk);
