@@ -756,6 +756,8 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+#define ACTIVE_NS (50 * 1000000ULL)	/* analyze.h MIN_IDLE_MS */
+
 /* A segment arriving on an established socket (softirq). Keep the start of
  * each request as it arrives: if the application closes the socket without
  * reading it, the kernel frees the queue before it sends the RST, and this
@@ -765,6 +767,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 {
 	__u64 key = (__u64)sk;
 	__u32 linear = 0, total = 0, head = 0, zero = 0, seq[2];
+	__u64 now;
 	struct bpf_dynptr dp;
 	struct arrival *a;
 	struct conn *c;
@@ -777,6 +780,11 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 		return;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c || c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
+		return;
+	/* The race needs an idle connection: one that moved data in the last
+	 * 50 ms is not about to be closed by an idle timer. */
+	now = bpf_ktime_get_ns();
+	if (now - c->last_send_ns < ACTIVE_NS && now - c->last_recv_ns < ACTIVE_NS)
 		return;
 	payload = skb_payload(skb, &linear, &total);
 	if (!payload || total < 4)
@@ -809,7 +817,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	} else {
 		return;
 	}
-	a->ts_ns = bpf_ktime_get_ns();
+	a->ts_ns = now;
 	a->len = n;
 }
 
