@@ -297,10 +297,15 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 				 "%.2f s and the peer reused connections idle up to %.2f s: it keeps "
 				 "them at least that long", v->backend.value_ms / 1000, gap / 1000);
 		} else {
-			snprintf(v->why, sizeof(v->why), "the backend closes idle connections after "
-				 "%.2f s, but the peer's timeout is unknown: it never closed one, and "
-				 "reused connections idle at most %.2f s", v->backend.value_ms / 1000,
-				 gap / 1000);
+			if (gap > 0)
+				snprintf(v->why, sizeof(v->why), "the backend closes idle connections "
+					 "after %.2f s, but the peer's timeout is unknown: it never closed "
+					 "one, and reused connections idle at most %.2f s",
+					 v->backend.value_ms / 1000, gap / 1000);
+			else
+				snprintf(v->why, sizeof(v->why), "the backend closes idle connections "
+					 "after %.2f s, but the peer's timeout is unknown: it never closed "
+					 "one, nor reused one after idling", v->backend.value_ms / 1000);
 		}
 	} else if (v->peer.found) {
 		v->kind = VERDICT_OK;
