@@ -29,7 +29,6 @@ enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 /* Set by the loader before load. */
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
 const volatile bool filter_pid = false;	/* only tgids in target_tgids */
-const volatile __u32 self_tgid = 0;
 const volatile __u64 filter_cgroup = 0;	/* cgroup v2 id, 0 = any */
 
 #define MAX_CGROUP_DEPTH 16
@@ -60,7 +59,7 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* The last request that arrived on each HTTP connection (see on_data_ready). */
+/* The last request that arrived on each idle HTTP connection (see stash_arrival). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);	/* resized with conns */
@@ -377,6 +376,27 @@ static __always_inline __u32 read_kernel_bytes(__u8 *dst, const void *src, __u64
 	return n;
 }
 
+/* Copies up to want bytes of skb's TCP payload into dst: from the linear
+ * area when it holds any, else through a dynptr when mode allows (page
+ * fragments). Returns how many bytes it copied, 0 when it could not. */
+static __always_inline __u32 read_segment(const struct sk_buff *skb, void *payload, __u32 linear,
+					  __u8 *dst, __u64 want, enum payload_mode mode)
+{
+	struct bpf_dynptr dp;
+	__u32 off;
+
+	if (linear)
+		return read_kernel_bytes(dst, payload, linear < want ? linear : want);
+	if (mode != PAYLOAD_DYNPTR)
+		return 0;
+	want = payload_size(want);
+	off = payload - (void *)BPF_CORE_READ(skb, data);
+	if (!want || bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &dp) ||
+	    bpf_dynptr_read(dst, want, &dp, off, 0))
+		return 0;
+	return want;
+}
+
 static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb,
 				       int reason, bool sent, __u64 now, enum payload_mode mode)
 {
@@ -447,22 +467,14 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 		void *payload = skb_payload(skb, &linear, &total);
 
 		e->seg_len = total;
-		if (payload && linear) {
-			e->payload_len = read_kernel_bytes(e->payload, payload, linear);
-			e->payload_src = SRC_SEGMENT;
-		} else if (payload && total && mode == PAYLOAD_DYNPTR) {
-			struct bpf_dynptr dp;
-			__u64 n = payload_size(total);
-			__u32 off = payload - (void *)BPF_CORE_READ(skb, data);
-
-			if (!bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &dp) &&
-			    !bpf_dynptr_read(e->payload, n, &dp, off, 0)) {
-				e->payload_len = n;
+		if (payload && total) {
+			e->payload_len = read_segment(skb, payload, linear, e->payload, total, mode);
+			if (e->payload_len) {
 				e->payload_src = SRC_SEGMENT;
+			} else if (!linear && mode != PAYLOAD_DYNPTR) {
+				e->payload_src = SRC_NONLINEAR;
+				count(CNT_SKB_NONLINEAR);
 			}
-		} else if (payload && total) {
-			e->payload_src = SRC_NONLINEAR;
-			count(CNT_SKB_NONLINEAR);
 		}
 	} else if (sent && c && c->proto == PROTO_HTTP) {
 		/* An abort with no segment (close() with data unread): name the
@@ -756,7 +768,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-#define ACTIVE_NS (50 * 1000000ULL)	/* analyze.h MIN_IDLE_MS */
+#define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
 
 /* A segment arriving on an established socket (softirq). Keep the start of
  * each request as it arrives: if the application closes the socket without
@@ -766,14 +778,11 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 					  enum payload_mode mode)
 {
 	__u64 key = (__u64)sk;
-	__u32 linear = 0, total = 0, head = 0, zero = 0, seq[2];
-	__u64 now;
-	struct bpf_dynptr dp;
+	__u32 linear = 0, total = 0, head = 0, zero = 0, seq[2], n;
 	struct arrival *a;
 	struct conn *c;
 	void *payload;
-	__u32 off;
-	__u64 n;
+	__u64 now;
 
 	/* most segments are pure ACKs: TCP_SKB_CB's seq == end_seq, no lookup */
 	if (bpf_probe_read_kernel(seq, sizeof(seq), &skb->cb[0]) || seq[0] == seq[1])
@@ -803,20 +812,14 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 		if (!a)
 			return;
 	}
-	n = payload_size(total);
-	if (linear >= 4) {
-		if (bpf_probe_read_kernel(&head, 4, payload) || !http_start(head))
-			return;
-		n = read_kernel_bytes(a->payload, payload, linear);
-	} else if (mode == PAYLOAD_DYNPTR) {
-		off = payload - (void *)BPF_CORE_READ(skb, data);
-		if (bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &dp) ||
-		    bpf_dynptr_read(&head, 4, &dp, off, 0) || !http_start(head) ||
-		    bpf_dynptr_read(a->payload, n, &dp, off, 0))
-			return;
-	} else {
+	/* a linear part too short for the method is read through the dynptr */
+	if (linear < 4)
+		linear = 0;
+	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4 || !http_start(head))
 		return;
-	}
+	n = read_segment(skb, payload, linear, a->payload, total, mode);
+	if (!n)
+		return;
 	a->ts_ns = now;
 	a->len = n;
 }

@@ -16,6 +16,8 @@
 #define MAX_STATES      12   /* state path kept per connection */
 #define MAX_PAYLOAD     280  /* bytes kept of a segment's or buffer's start: a
                                 request line cut at a 256-byte path fits */
+#define MIN_IDLE_MS     50   /* data closer to a close than this: not idle, so
+                                neither an idle timeout nor a close race */
 #define SPLIT_LINE_MAX  24   /* a call this short that starts a request cannot hold
                                 its whole request line: the next call continues it */
 

@@ -9,8 +9,6 @@
 #define MAX_SERVICES	64
 #define MAX_SAMPLES	16384	/* idle times kept per side and service (reservoir) */
 #define LOST_EXAMPLES	5
-#define MIN_IDLE_MS	50.0	/* closer to the response than this is a close after the
-				   response, not an idle timeout */
 
 /* Upper bounds of the idle-at-close histogram, seconds. */
 #define IDLE_BUCKETS { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 3600 }

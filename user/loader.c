@@ -110,7 +110,6 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 		return -errno;
 	t->skel->rodata->filter_port = o->port;
 	t->skel->rodata->filter_pid = o->ntgids > 0;
-	t->skel->rodata->self_tgid = getpid();
 	t->skel->rodata->filter_cgroup = o->cgroup_id;
 	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
 	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
