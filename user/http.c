@@ -143,6 +143,19 @@ enum http_kind http_parse(const uint8_t *buf, size_t len, bool full_path,
 	return m->kind;
 }
 
+bool http_next(const uint8_t **buf, size_t *len, bool full_path, struct http_msg *m)
+{
+	size_t used;
+
+	if (!*len || http_parse(*buf, *len, full_path, m, &used) == HTTP_NONE)
+		return false;
+	if (!used || used >= *len)
+		used = *len;
+	*buf += used;
+	*len -= used;
+	return true;
+}
+
 void http_request_line(const struct http_msg *m, char *out, size_t outlen)
 {
 	snprintf(out, outlen, "%s %s", m->method, m->path);

@@ -26,6 +26,10 @@ struct http_msg {
 enum http_kind http_parse(const uint8_t *buf, size_t len, bool full_path,
 			  struct http_msg *m, size_t *used);
 
+/* Parses the message at *buf and steps past it (to the end of the bytes
+ * when they do not show where it ends). false when no HTTP is left. */
+bool http_next(const uint8_t **buf, size_t *len, bool full_path, struct http_msg *m);
+
 /* "METHOD /path" */
 void http_request_line(const struct http_msg *m, char *out, size_t outlen);
 

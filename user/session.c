@@ -54,30 +54,20 @@ static uint16_t sanitized(const struct http_msg *m, uint8_t *out, size_t max)
 	return len < 0 || (size_t)len >= max ? 0 : len;
 }
 
-static void record(struct session *s, const void *rec, size_t len)
-{
-	if (s->cap)
-		capture_write(s->cap, rec, len);
-}
-
 /* The request lines in a buffer of request bytes, back to back, as bytes
  * that parse to the same lines: what a capture keeps of last_req. */
 static uint16_t sanitized_requests(const struct session *s, const uint8_t *buf, size_t len,
 				   uint8_t *out, size_t max)
 {
 	struct http_msg m;
-	size_t used, n = 0;
+	size_t n = 0;
 
-	while (len && http_parse(buf, len, s->full_path, &m, &used) == HTTP_REQUEST) {
+	while (http_next(&buf, &len, s->full_path, &m) && m.kind == HTTP_REQUEST) {
 		uint16_t k = sanitized(&m, out + n, max - n);
 
 		if (!k)
 			break;
 		n += k;
-		if (!used || used >= len)
-			break;
-		buf += used;
-		len -= used;
 	}
 	return n;
 }
@@ -93,7 +83,7 @@ static void record_conn(struct session *s, const struct conn_event *e)
 	memset(out.c.http.last_req, 0, sizeof(out.c.http.last_req));
 	out.c.http.req_len = sanitized_requests(s, e->c.http.last_req, len, out.c.http.last_req,
 						sizeof(out.c.http.last_req));
-	record(s, &out, sizeof(out));
+	capture_write(s->cap, &out, sizeof(out));
 }
 
 static void record_reset(struct session *s, const struct reset_event *e)
@@ -110,7 +100,7 @@ static void record_reset(struct session *s, const struct reset_event *e)
 	    HTTP_REQUEST)
 		out.payload_len = sanitized(&m, out.payload, sizeof(out.payload));
 	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
-	record(s, &out, sizeof(out));
+	capture_write(s->cap, &out, sizeof(out));
 }
 
 /* ---- HTTP join: the kernel counted, user space reads the request line ---- */
@@ -118,7 +108,7 @@ static void record_reset(struct session *s, const struct reset_event *e)
 static void derive_http(const struct session *s, const struct conn *c, struct http_state *h)
 {
 	const struct http_acct *k = &c->http;
-	size_t len = k->req_len < MAX_PAYLOAD ? k->req_len : MAX_PAYLOAD, used;
+	size_t len = k->req_len < MAX_PAYLOAD ? k->req_len : MAX_PAYLOAD;
 	const uint8_t *buf = k->last_req;
 	struct http_msg m, last;
 	uint32_t found = 0;
@@ -135,13 +125,9 @@ static void derive_http(const struct session *s, const struct conn *c, struct ht
 	h->max_reuse_gap_ns = k->max_reuse_gap_ns;
 	/* the last read or write that began a request may hold several
 	 * (pipelining) as far as its first bytes show */
-	while (len && http_parse(buf, len, s->full_path, &m, &used) == HTTP_REQUEST) {
+	while (http_next(&buf, &len, s->full_path, &m) && m.kind == HTTP_REQUEST) {
 		last = m;
 		found++;
-		if (!used || used >= len)
-			break;
-		buf += used;
-		len -= used;
 	}
 	if (found) {
 		http_request_line(&last, h->last_request, sizeof(h->last_request));

@@ -83,20 +83,16 @@ static void pipelined_and_bodies(void)
 {
 	const char *p = "GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\ncontent-length: 4\r\n\r\nbodyGET /3 HTTP/1.1\r\n\r\n";
 	const uint8_t *b = (const uint8_t *)p;
-	size_t len = strlen(p), used;
+	size_t len = strlen(p);
 	struct http_msg m;
 	const char *want[] = { "/1", "/2", "/3" };
 	int n = 0;
 
-	while (len && http_parse(b, len, false, &m, &used) == HTTP_REQUEST) {
+	while (http_next(&b, &len, false, &m) && m.kind == HTTP_REQUEST) {
 		CHECK(n < 3 && !strcmp(m.path, want[n]), "message %d is %s", n, m.path);
 		n++;
-		if (!used)
-			break;
-		b += used;
-		len -= used;
 	}
-	CHECK(n == 3, "found %d", n);
+	CHECK(n == 3 && len == 0, "found %d, %zu bytes left", n, len);
 }
 
 int main(void)
