@@ -203,12 +203,14 @@ struct cluster infer_timeout(const double *ms, uint32_t n)
 	return best;
 }
 
-static struct cluster side_timeout(const struct idle_stats *st)
+/* A side's timeout and percentiles, from one sort of its samples. */
+static struct cluster side_timeout(const struct idle_stats *st, struct idle_pct *pct)
 {
 	struct cluster none = {};
 	double *sorted;
 	struct cluster c;
 
+	pct->p50_ms = pct->p99_ms = NAN;
 	if (!st->nsamples)
 		return none;
 	sorted = malloc(st->nsamples * sizeof(double));
@@ -217,6 +219,8 @@ static struct cluster side_timeout(const struct idle_stats *st)
 	memcpy(sorted, st->samples, st->nsamples * sizeof(double));
 	qsort(sorted, st->nsamples, sizeof(double), cmp_double);
 	c = infer_timeout(sorted, st->nsamples);
+	pct->p50_ms = percentile(sorted, st->nsamples, 0.5);
+	pct->p99_ms = percentile(sorted, st->nsamples, 0.99);
 	free(sorted);
 	return c;
 }
@@ -267,8 +271,8 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 	double m = a->margin_ms, gap = s->max_reuse_gap_ms >= MIN_IDLE_MS ? s->max_reuse_gap_ms : 0;
 
 	memset(v, 0, sizeof(*v));
-	v->backend = side_timeout(&s->backend);
-	v->peer = side_timeout(&s->peer);
+	v->backend = side_timeout(&s->backend, &v->backend_pct);
+	v->peer = side_timeout(&s->peer, &v->peer_pct);
 	if (v->backend.found && v->peer.found)
 		v->margin_ms = v->backend.value_ms - v->peer.value_ms;
 

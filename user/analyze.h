@@ -43,9 +43,15 @@ struct service {
 
 enum verdict_kind { VERDICT_INSUFFICIENT = 0, VERDICT_OK, VERDICT_MISMATCH };
 
+/* Percentiles of a side's idle closes, NAN without any. */
+struct idle_pct {
+	double p50_ms, p99_ms;
+};
+
 struct verdict {
 	enum verdict_kind kind;
 	struct cluster backend, peer;
+	struct idle_pct backend_pct, peer_pct;	/* from the same sort */
 	double margin_ms;	/* backend - peer, when both are known */
 	char why[640];		/* the evidence, one sentence or two */
 	char fix[640];		/* what to change, in the software's own words */

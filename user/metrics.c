@@ -82,6 +82,7 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 {
 	static const char *const roles[] = { "unknown", "server", "client" };
 	const struct analyzer *a = &s->an;
+	enum verdict_kind kind[MAX_SERVICES];	/* one verdict per service and scrape */
 	struct verdict v;
 	double cpu;
 	long rss;
@@ -111,6 +112,7 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 	       "Inferred effective idle keep-alive timeout, per service and side (absent until known).");
 	for (i = 0; i < a->n; i++) {
 		analyze_verdict(a, &a->svc[i], &v);
+		kind[i] = v.kind;
 		if (v.backend.found) {
 			fputs("katrace_idle_timeout_seconds{", f);
 			label(f, "service", a->svc[i].name);
@@ -125,10 +127,9 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 	header(f, "katrace_timeout_mismatch", "gauge",
 	       "1 while the verdict for a service is MISMATCH: its backend closes idle connections its peer still reuses.");
 	for (i = 0; i < a->n; i++) {
-		analyze_verdict(a, &a->svc[i], &v);
 		fputs("katrace_timeout_mismatch{", f);
 		label(f, "service", a->svc[i].name);
-		fprintf(f, "} %d\n", v.kind == VERDICT_MISMATCH);
+		fprintf(f, "} %d\n", kind[i] == VERDICT_MISMATCH);
 	}
 	header(f, "katrace_events_total", "counter", "Events read from the kernel.");
 	fprintf(f, "katrace_events_total %llu\n", (unsigned long long)s->events);

@@ -3,7 +3,6 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
-#include <stdlib.h>
 #include "analyze.h"
 #include "output.h"
 
@@ -283,25 +282,11 @@ void output_lost(struct output *o, const struct lost *l)
 	fflush(o->f);
 }
 
-static int cmp_ms(const void *x, const void *y)
-{
-	double a = *(const double *)x, b = *(const double *)y;
-
-	return a < b ? -1 : a > b;
-}
-
 static void idle_line(FILE *f, const char *who, const struct idle_stats *st,
-		      const struct cluster *c, bool json)
+		      const struct cluster *c, const struct idle_pct *pct, bool json)
 {
-	double *v = NULL, p50 = NAN, p99 = NAN;
+	double p50 = pct->p50_ms, p99 = pct->p99_ms;
 
-	if (st->nsamples && (v = malloc(st->nsamples * sizeof(double)))) {
-		memcpy(v, st->samples, st->nsamples * sizeof(double));
-		qsort(v, st->nsamples, sizeof(double), cmp_ms);
-		p50 = percentile(v, st->nsamples, 0.5);
-		p99 = percentile(v, st->nsamples, 0.99);
-		free(v);
-	}
 	if (json) {
 		fprintf(f, "\"%s\":{\"closes\":%llu", who, (unsigned long long)st->n);
 		if (st->n)
@@ -354,9 +339,9 @@ void output_summary(struct output *o, const struct analyzer *a, const struct run
 			else
 				fputs("null", o->f);
 			fprintf(o->f, ",\"connections\":%llu,", (unsigned long long)s->conns);
-			idle_line(o->f, "backend_idle", &s->backend, &v.backend, true);
+			idle_line(o->f, "backend_idle", &s->backend, &v.backend, &v.backend_pct, true);
 			fputc(',', o->f);
-			idle_line(o->f, "peer_idle", &s->peer, &v.peer, true);
+			idle_line(o->f, "peer_idle", &s->peer, &v.peer, &v.peer_pct, true);
 			fprintf(o->f, ",\"max_reuse_gap_ms\":%.1f,\"lost\":%llu,\"lost_examples\":[",
 				s->max_reuse_gap_ms, (unsigned long long)s->lost);
 			for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++) {
@@ -390,8 +375,8 @@ void output_summary(struct output *o, const struct analyzer *a, const struct run
 			s->local ? "traced on the backend" : "traced on the proxy",
 			(s->local ? s->backend_comm : s->peer_comm)[0] ? ": " : "",
 			s->local ? s->backend_comm : s->peer_comm, (unsigned long long)s->conns);
-		idle_line(o->f, "backend:", &s->backend, &v.backend, false);
-		idle_line(o->f, "peer:", &s->peer, &v.peer, false);
+		idle_line(o->f, "backend:", &s->backend, &v.backend, &v.backend_pct, false);
+		idle_line(o->f, "peer:", &s->peer, &v.peer, &v.peer_pct, false);
 		if (s->max_reuse_gap_ms >= MIN_IDLE_MS)
 			fprintf(o->f, "  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
 				s->max_reuse_gap_ms);
