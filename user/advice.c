@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#include <stdio.h>
 #include <string.h>
 #include "advice.h"
 
@@ -62,6 +63,15 @@ const struct software *software_by_comm(const char *comm)
 		if (!strcmp(comm, table[i].comm))
 			return &table[i];
 	return NULL;
+}
+
+int software_setting(const struct software *sw, double want_s, char *out, size_t len)
+{
+	double v = want_s - sw->extra_s;	/* it closes extra_s after its setting */
+
+	return snprintf(out, len, "%s = %.0f%s%s%s%s", sw->setting, sw->unit_ms ? v * 1000 : v,
+			sw->unit_ms ? " (ms)" : " (s)", sw->note ? " (" : "",
+			sw->note ? sw->note : "", sw->note ? ")" : "");
 }
 
 const struct lb_default *lb_by_preset(const char *preset)

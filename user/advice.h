@@ -3,6 +3,7 @@
  * table, shared by the verdict and by `katrace check`. */
 #ifndef ADVICE_H
 #define ADVICE_H
+#include <stddef.h>
 
 struct software {
 	const char *comm;	/* process name that identifies it */
@@ -21,6 +22,9 @@ struct lb_default {
 };
 
 const struct software *software_by_comm(const char *comm);
+/* "server.keepAliveTimeout = 6000 (ms) (note)": sw's setting for keeping
+ * idle connections want_s seconds. Returns what snprintf returns. */
+int software_setting(const struct software *sw, double want_s, char *out, size_t len);
 const struct lb_default *lb_by_preset(const char *preset);
 extern const struct lb_default lb_defaults[];
 extern const int n_lb_defaults;

@@ -247,13 +247,10 @@ static void write_fix(const struct service *s, const struct verdict *v, double m
 	else
 		n += snprintf(out + n, len - n, "make the backend keep idle connections longer than "
 			      "the peer does, by at least %.0f s", margin_ms / 1000);
-	if (b && n < len) {
-		double v = want_s - b->extra_s;
-
-		n += snprintf(out + n, len - n, "; %s (the backend): %s = %.0f%s%s%s%s", b->name,
-			      b->setting, b->unit_ms ? v * 1000 : v, b->unit_ms ? " (ms)" : " (s)",
-			      b->note ? " (" : "", b->note ? b->note : "", b->note ? ")" : "");
-	}
+	if (b && n < len)
+		n += snprintf(out + n, len - n, "; %s (the backend): ", b->name);
+	if (b && n < len)
+		n += software_setting(b, want_s, out + n, len - n);
 	if (p && p->as_proxy && v->backend.found && v->backend.value_ms > margin_ms + 1000 && n < len)
 		n += snprintf(out + n, len - n, "; or at %s (the peer): %s below %.0f s", p->name,
 			      p->as_proxy, floor((v->backend.value_ms - margin_ms) / 1000));

@@ -416,13 +416,28 @@ static void write_fix(struct result *r)
 
 	n = snprintf(r->fix, sizeof(r->fix), "keep idle connections open at least %.0f s (the load "
 		     "balancer's %.0f s plus the %.0f s margin)", want, opt.lb_s, opt.margin_s);
-	if (sw && n < sizeof(r->fix)) {
-		double v = want - sw->extra_s;
+	if (sw && n < sizeof(r->fix))
+		n += snprintf(r->fix + n, sizeof(r->fix) - n, "; %s: ", sw->name);
+	if (sw && n < sizeof(r->fix))
+		software_setting(sw, want, r->fix + n, sizeof(r->fix) - n);
+}
 
-		snprintf(r->fix + n, sizeof(r->fix) - n, "; %s: %s = %.0f%s%s%s%s", sw->name,
-			 sw->setting, sw->unit_ms ? v * 1000 : v, sw->unit_ms ? " (ms)" : " (s)",
-			 sw->note ? " (" : "", sw->note ? sw->note : "", sw->note ? ")" : "");
+/* A request on each idle --repeat connection: answered, or not. Returns 0,
+ * the connections left. */
+static int send_repeats(struct result *r, const int *fds, int n, useconds_t pause_us)
+{
+	for (int i = 0; i < n; i++) {
+		struct result rr = {};
+
+		if (pause_us)
+			usleep(pause_us);
+		if (exchange(fds[i], &rr))
+			r->repeat_failed++;
+		else
+			r->repeat_ok++;
+		close(fds[i]);
 	}
+	return 0;
 }
 
 static int run_check(struct result *r)
@@ -475,18 +490,8 @@ static int run_check(struct result *r)
 
 		if (t)
 			tracer_poll(t, 0);
-		if (nrep && now_s() >= t_repeat) {
-			for (i = 0; i < nrep; i++) {
-				struct result rr = {};
-
-				if (exchange(repeat_fd[i], &rr))
-					r->repeat_failed++;
-				else
-					r->repeat_ok++;
-				close(repeat_fd[i]);
-			}
-			nrep = 0;
-		}
+		if (nrep && now_s() >= t_repeat)
+			nrep = send_repeats(r, repeat_fd, nrep, 0);
 		if (poll(&p, 1, 50) <= 0)
 			continue;
 		t_close = now_s();
@@ -500,18 +505,8 @@ static int run_check(struct result *r)
 		r->idle_s = t_close - t_resp;
 		break;
 	}
-	if (nrep) {	/* the server closed first: send them now, they show it */
-		for (i = 0; i < nrep; i++) {
-			struct result rr = {};
-
-			usleep(1000);
-			if (exchange(repeat_fd[i], &rr))
-				r->repeat_failed++;
-			else
-				r->repeat_ok++;
-			close(repeat_fd[i]);
-		}
-	}
+	if (nrep)	/* the server closed first: send them now, they show it */
+		nrep = send_repeats(r, repeat_fd, nrep, 1000);
 	close(fd);
 	if (t) {
 		/* the kernel's stamps, and the server's process if it is local */
