@@ -101,7 +101,7 @@ static int read_exact(gzFile gz, void *buf, unsigned n)
 }
 
 int capture_replay(const char *path, struct capture_header *h, struct capture_end *end,
-		   record_fn fn, void *ctx)
+		   header_fn on_header, record_fn fn, void *ctx)
 {
 	static uint8_t rec[CAPTURE_MAX_RECORD];
 	struct capture_header want;
@@ -137,7 +137,10 @@ int capture_replay(const char *path, struct capture_header *h, struct capture_en
 		return fail(path, "corrupted capture header", NULL, fd);
 	if (memcmp(h->record_sizes, want.record_sizes, sizeof(want.record_sizes)))
 		return fail(path, "capture written by a katrace build with other record layouts", NULL, fd);
-	h->rst_reasons[63][39] = 0;
+	for (int i = 0; i < MAX_RST_REASONS; i++)
+		h->rst_reasons[i][RST_REASON_LEN - 1] = 0;	/* a hostile file's names end too */
+	if (on_header)
+		on_header(ctx, h);
 
 	gz = gzdopen(fd, "rb");
 	if (!gz)

@@ -22,7 +22,7 @@ struct capture_header {
 	int64_t wall_offset_ns;
 	uint32_t flags;			/* CAPTURE_F_* */
 	uint32_t record_sizes[4];	/* conn, reset, end records, 0: this build's layout */
-	char rst_reasons[64][40];
+	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];
 };
 
 #define CAPTURE_F_PID_FILTER	1
@@ -44,9 +44,11 @@ int capture_close(struct capture *c, const struct capture_end *end);
 void capture_header_init(struct capture_header *h);
 
 typedef int (*record_fn)(void *ctx, const void *rec, size_t len);
-/* Reads a capture: the header into *h, then each record to fn, and the end
- * record into *end. Returns 0, or -1 after printing a one-line error. */
+typedef void (*header_fn)(void *ctx, const struct capture_header *h);
+/* Reads a capture: the header into *h and to on_header (may be NULL) before
+ * any record, then each record to fn, and the end record into *end.
+ * Returns 0, or -1 after printing a one-line error. */
 int capture_replay(const char *path, struct capture_header *h, struct capture_end *end,
-		   record_fn fn, void *ctx);
+		   header_fn on_header, record_fn fn, void *ctx);
 
 #endif

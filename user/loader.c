@@ -26,6 +26,7 @@ struct tracer {
 	struct katrace_bpf *skel;
 	struct ring_buffer *rb;
 	char fallbacks[256];
+	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];
 };
 
 static bool libbpf_verbose, quiet;
@@ -93,6 +94,32 @@ static int tracepoint_args(const struct btf *btf, const char *name)
 	if (!t || !btf_is_func_proto(t))
 		return -1;
 	return btf_vlen(t) - 1;	/* the first is the tracepoint's void *data */
+}
+
+/* The names of enum sk_rst_reason, whose values differ between kernel
+ * versions: never hard-coded. */
+static void read_reset_reasons(const struct btf *btf, struct tracer *t)
+{
+	static const char prefix[] = "SK_RST_REASON_";
+	int id = btf__find_by_name_kind(btf, "sk_rst_reason", BTF_KIND_ENUM);
+	const struct btf_type *e = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	const struct btf_enum *v;
+	int i;
+
+	for (i = 0, v = e ? btf_enum(e) : NULL; e && i < btf_vlen(e); i++, v++) {
+		const char *name = btf__name_by_offset(btf, v->name_off);
+
+		if (v->val < 0 || v->val >= MAX_RST_REASONS || !name)
+			continue;
+		if (!strncmp(name, prefix, sizeof(prefix) - 1))
+			name += sizeof(prefix) - 1;
+		snprintf(t->rst_reasons[v->val], sizeof(t->rst_reasons[0]), "%s", name);
+	}
+}
+
+void tracer_reset_reasons(const struct tracer *t, char (*names)[RST_REASON_LEN])
+{
+	memcpy(names, t->rst_reasons, sizeof(t->rst_reasons));
 }
 
 static void append_fallback(struct tracer *t, const char *what)
@@ -168,11 +195,14 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
 		    tracepoint_args(btf, "sock_recv_length") == 3;
 	have_sys_exit = tracepoint_args(btf, "sys_exit") == 2;
-	btf__free(btf);
 
 	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		btf__free(btf);
 		return NULL;
+	}
+	read_reset_reasons(btf, t);
+	btf__free(btf);
 	if (!have_data && have_sys_exit)
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
 				"timing and HTTP from the send/recv syscall exits instead");
@@ -278,31 +308,4 @@ void tracer_close(struct tracer *t)
 	ring_buffer__free(t->rb);
 	katrace_bpf__destroy(t->skel);
 	free(t);
-}
-
-int kernel_enum_names(const char *btf_path, const char *enum_name, const char *prefix,
-		      char (*names)[40], int max)
-{
-	struct btf *btf = btf__parse(btf_path ? btf_path : DEFAULT_BTF, NULL);
-	const struct btf_type *t;
-	const struct btf_enum *v;
-	size_t plen = strlen(prefix);
-	int id, i, found = 0;
-
-	if (!btf)
-		return 0;
-	id = btf__find_by_name_kind(btf, enum_name, BTF_KIND_ENUM);
-	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	for (i = 0, v = t ? btf_enum(t) : NULL; t && i < btf_vlen(t); i++, v++) {
-		const char *name = btf__name_by_offset(btf, v->name_off);
-
-		if (v->val < 0 || v->val >= max || !name)
-			continue;
-		if (!strncmp(name, prefix, plen))
-			name += plen;
-		snprintf(names[v->val], sizeof(names[0]), "%s", name);
-		found++;
-	}
-	btf__free(btf);
-	return found;
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "katrace.h"
 
 struct tracer;
 
@@ -35,10 +36,8 @@ uint64_t tracer_counter(struct tracer *t, int slot);
 const char *tracer_fallbacks(struct tracer *t);
 void tracer_close(struct tracer *t);
 
-/* Names of the values of a kernel enum, read from BTF, with prefix stripped
- * (sk_rst_reason's values differ between kernel versions: never hard-code
- * them). Returns how many were found, 0 when the kernel lacks the enum. */
-int kernel_enum_names(const char *btf_path, const char *enum_name, const char *prefix,
-		      char (*names)[40], int max);
+/* The kernel's enum sk_rst_reason names, by value, prefix dropped ("" for
+ * values it lacks), read from BTF when the tracer opened. */
+void tracer_reset_reasons(const struct tracer *t, char (*names)[RST_REASON_LEN]);
 
 #endif

@@ -281,6 +281,17 @@ static bool targets_alive(void)
 	return alive > 0;
 }
 
+/* What the live run knew before its first event: the clock, the filter,
+ * the reset-reason names of the kernel it ran on. */
+static void apply_header(void *ctx, const struct capture_header *h)
+{
+	struct session *s = ctx;
+
+	s->out.wall_offset_ns = h->wall_offset_ns;
+	s->pid_filter = h->flags & CAPTURE_F_PID_FILTER;
+	memcpy(s->rst_reasons, h->rst_reasons, sizeof(s->rst_reasons));
+}
+
 /* katrace report FILE: the recorded stream through the same join and analysis. */
 static int report(struct session *s)
 {
@@ -288,7 +299,7 @@ static int report(struct session *s)
 	struct capture_end end = {};
 	uint64_t bad;
 
-	if (capture_replay(env.report_path, &h, &end, session_event, s))
+	if (capture_replay(env.report_path, &h, &end, apply_header, session_event, s))
 		return 1;
 	bad = s->bad_records;
 	if (bad) {
@@ -296,8 +307,6 @@ static int report(struct session *s)
 			env.report_path, (unsigned long long)bad);
 		return 1;
 	}
-	s->out.wall_offset_ns = h.wall_offset_ns;
-	s->pid_filter = h.flags & CAPTURE_F_PID_FILTER;
 	session_finish(s);
 	s->events = end.events;
 	session_summary(s, end.dropped, end.not_tracked);
@@ -337,14 +346,6 @@ int main(int argc, char **argv)
 	s->pid_filter = env.ntgids > 0;
 	s->verbose = env.verbose;
 	if (env.report_path) {
-		/* the reset reasons travel in the capture: the kernel may differ */
-		struct capture_header h;
-		FILE *f = fopen(env.report_path, "rb");
-
-		if (f && fread(&h, sizeof(h), 1, f) == 1 && !memcmp(h.magic, CAPTURE_MAGIC, 8))
-			memcpy(s->rst_reasons, h.rst_reasons, sizeof(s->rst_reasons));
-		if (f)
-			fclose(f);
 		err = report(s);
 		session_free(s);
 		return err;
@@ -358,8 +359,7 @@ int main(int argc, char **argv)
 	t = tracer_open(&topts, session_event, s);
 	if (!t)
 		return 1;
-	kernel_enum_names(env.btf_path, "sk_rst_reason", "SK_RST_REASON_", s->rst_reasons,
-			  MAX_RST_REASONS);
+	tracer_reset_reasons(t, s->rst_reasons);
 	if (tracer_fallbacks(t))
 		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(t));
 	if (env.write_path) {

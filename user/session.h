@@ -11,7 +11,6 @@
 #include "output.h"
 
 #define RECENT_CONNS	4096	/* finished connections kept to match late resets */
-#define MAX_RST_REASONS	64
 
 struct finished {
 	struct conn c;
@@ -25,7 +24,7 @@ struct session {
 	bool full_path;		/* keep query strings */
 	bool pid_filter;
 	bool verbose;		/* every reset, on stderr */	/* resets that match no traced connection are dropped */
-	char rst_reasons[MAX_RST_REASONS][40];	/* enum sk_rst_reason names, from BTF */
+	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];	/* enum sk_rst_reason names, from BTF */
 	struct finished recent[RECENT_CONNS];	/* ring */
 	uint32_t recent_next;
 	uint64_t events;

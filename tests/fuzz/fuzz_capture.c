@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	s = session_new(1024, 5000);
 	s->out.f = fopen("/dev/null", "w");
-	if (!capture_replay(path, &h, &end, feed, s))
+	if (!capture_replay(path, &h, &end, NULL, feed, s))
 		session_finish(s);
 	session_summary(s, 0, 0);
 	fclose(s->out.f);

@@ -217,17 +217,21 @@ static int feed(void *ctx, const void *rec, size_t len)
 	return session_event(ctx, rec, len);
 }
 
+static void apply_filter(void *ctx, const struct capture_header *h)
+{
+	((struct session *)ctx)->pid_filter = h->flags & CAPTURE_F_PID_FILTER;
+}
+
 static struct session *replay(const char *path)
 {
 	struct session *s = new_session();
 	struct capture_header h;
 	struct capture_end end;
 
-	if (capture_replay(path, &h, &end, feed, s)) {
+	if (capture_replay(path, &h, &end, apply_filter, feed, s)) {
 		free_session(s);
 		return NULL;
 	}
-	s->pid_filter = h.flags & CAPTURE_F_PID_FILTER;
 	session_finish(s);
 	return s;
 }
