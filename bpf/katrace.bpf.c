@@ -684,21 +684,18 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 		h->partial |= bit;
 }
 
-/* A send or receive call that moved data, in the caller's context. */
-static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 dir)
+/* A send or receive call that moved data, in the caller's context, at
+ * time now. */
+static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 dir, __u64 now)
 {
 	struct conn *c;
-	__u64 now;
 
-	if (ret <= 0)
-		return;
 	c = data_conn(sk);
 	if (!c)
 		return;
 	set_owner(c);
 	if (flags & MSG_PEEK)	/* a peek leaves the data queued */
 		return;
-	now = bpf_ktime_get_ns();
 	if (dir == DIR_OUT)
 		c->last_send_ns = now;
 	else
@@ -706,17 +703,32 @@ static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 di
 	account(c, dir, ret, now);
 }
 
+/* The time of a data call, from the socket's own TCP clock: CLOCK_MONOTONIC
+ * in microseconds (the clock of bpf_ktime_get_ns), stamped by the kernel at
+ * each transmit and each segment it processes. It is in the cache, where a
+ * clock read would cost a pvclock access on a VM, on every call. */
+static __always_inline __u64 tcp_clock_ns(const struct tcp_sock *tp)
+{
+	return tp->tcp_mstamp * 1000;
+}
+
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send_length, struct sock *sk, int ret, int flags)
 {
-	on_data(sk, ret, flags, DIR_OUT);
+	struct tcp_sock *tp;
+
+	if (ret > 0 && (tp = bpf_skc_to_tcp_sock(sk)))
+		on_data(sk, ret, flags, DIR_OUT, tcp_clock_ns(tp));
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 {
-	on_data(sk, ret, flags, DIR_IN);
+	struct tcp_sock *tp;
+
+	if (ret > 0 && (tp = bpf_skc_to_tcp_sock(sk)))
+		on_data(sk, ret, flags, DIR_IN, tcp_clock_ns(tp));
 	return 0;
 }
 
@@ -764,11 +776,14 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock || BPF_CORE_READ(sock, file) != file)
 		return 0;
-	on_data(BPF_CORE_READ(sock, sk), ret, flags, dir);
+	on_data(BPF_CORE_READ(sock, sk), ret, flags, dir, bpf_ktime_get_ns());
 	return 0;
 }
 
 #define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
+/* A jiffy is at most 10 ms (HZ >= 100): data received within this many
+ * jiffies arrived within MIN_IDLE_MS. */
+#define ACTIVE_JIFFIES (MIN_IDLE_MS / 10)
 
 /* A segment arriving on an established socket (softirq). Keep the start of
  * each request as it arrives: if the application closes the socket without
@@ -777,15 +792,23 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb,
 					  enum payload_mode mode)
 {
+	const __u32 *seq = (const __u32 *)skb->cb;	/* TCP_SKB_CB: seq, end_seq */
 	__u64 key = (__u64)sk;
-	__u32 linear = 0, total = 0, head = 0, zero = 0, seq[2], n;
+	__u32 linear = 0, total = 0, head = 0, zero = 0, n;
+	struct tcp_sock *tp;
 	struct arrival *a;
 	struct conn *c;
 	void *payload;
 	__u64 now;
 
-	/* most segments are pure ACKs: TCP_SKB_CB's seq == end_seq, no lookup */
-	if (bpf_probe_read_kernel(seq, sizeof(seq), &skb->cb[0]) || seq[0] == seq[1])
+	/* This runs for every segment, so it decides from what is hot in the
+	 * cache, without a map lookup: pure ACKs carry nothing, and on a busy
+	 * connection (data received in the last jiffies: the kernel is about
+	 * to update that stamp for this segment) no idle race is under way. */
+	if (seq[0] == seq[1])
+		return;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp || (__u32)bpf_jiffies64() - tp->inet_conn.icsk_ack.lrcvtime < ACTIVE_JIFFIES)
 		return;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c || c->proto != PROTO_HTTP || c->role != ROLE_SERVER)

@@ -88,8 +88,9 @@ struct conn {
 	__u64 sk;		/* kernel address: the key while the socket lives */
 	__u64 start_ns;		/* ESTABLISHED (0: it was open before katrace) */
 	__u64 close_ns;		/* first close transition */
-	__u64 last_send_ns;	/* last send(2)-family call that moved data */
-	__u64 last_recv_ns;	/* last recv(2)-family call that moved data */
+	__u64 last_send_ns;	/* last send(2)-family call that moved data, */
+	__u64 last_recv_ns;	/* and recv(2): the socket's TCP clock then (its
+				   last transmit or arriving segment) */
 	__u64 bytes_in;		/* from tcp_sock at the time of the event */
 	__u64 bytes_out;
 	struct tuple t;
