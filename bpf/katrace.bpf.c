@@ -314,7 +314,8 @@ int BPF_PROG(on_destroy, struct sock *sk)
 }
 
 /* Where the TCP payload of skb starts, and how many of its bytes the linear
- * area holds (the rest is in page fragments, which BPF here cannot map). */
+ * area holds (the rest is in page fragments: read_segment reaches those
+ * through a dynptr where the kernel allows it). */
 static __always_inline void *skb_payload(const struct sk_buff *skb, __u32 *linear, __u32 *total)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
@@ -703,32 +704,30 @@ static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 di
 	account(c, dir, ret, now);
 }
 
-/* The time of a data call, from the socket's own TCP clock: CLOCK_MONOTONIC
- * in microseconds (the clock of bpf_ktime_get_ns), stamped by the kernel at
- * each transmit and each segment it processes. It is in the cache, where a
- * clock read would cost a pvclock access on a VM, on every call. */
-static __always_inline __u64 tcp_clock_ns(const struct tcp_sock *tp)
+/* A data call seen by sock_send_length/sock_recv_length. Its time comes
+ * from the socket's own TCP clock: CLOCK_MONOTONIC in microseconds (the
+ * clock of bpf_ktime_get_ns), stamped by the kernel at each transmit and
+ * each segment it processes. It is in the cache, where a clock read would
+ * cost a pvclock access on a VM, on every call. */
+static __always_inline void on_length(struct sock *sk, int ret, int flags, __u8 dir)
 {
-	return tp->tcp_mstamp * 1000;
+	struct tcp_sock *tp;
+
+	if (ret > 0 && (tp = bpf_skc_to_tcp_sock(sk)))
+		on_data(sk, ret, flags, dir, tp->tcp_mstamp * 1000);
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send_length, struct sock *sk, int ret, int flags)
 {
-	struct tcp_sock *tp;
-
-	if (ret > 0 && (tp = bpf_skc_to_tcp_sock(sk)))
-		on_data(sk, ret, flags, DIR_OUT, tcp_clock_ns(tp));
+	on_length(sk, ret, flags, DIR_OUT);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 {
-	struct tcp_sock *tp;
-
-	if (ret > 0 && (tp = bpf_skc_to_tcp_sock(sk)))
-		on_data(sk, ret, flags, DIR_IN, tcp_clock_ns(tp));
+	on_length(sk, ret, flags, DIR_IN);
 	return 0;
 }
 
