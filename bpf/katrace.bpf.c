@@ -30,6 +30,10 @@ enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
 const volatile bool filter_pid = false;	/* only tgids in target_tgids */
 const volatile __u64 filter_cgroup = 0;	/* cgroup v2 id, 0 = any */
+/* Per-connection mode (the sidecar's): no program runs per send or receive
+ * call, so when data last moved comes from the socket's jiffies stamps. */
+const volatile bool per_conn = false;
+const volatile __u64 ns_per_jiffy = 0;
 
 #define MAX_CGROUP_DEPTH 16
 
@@ -184,12 +188,26 @@ static __always_inline void push_state(struct conn *c, int state)
 	}
 }
 
-static __always_inline void fill_bytes(struct conn *c, const struct sock *sk)
+/* What the socket itself knows at an event: bytes moved and, in
+ * per-connection mode, when data last went each way. lsndtime and lrcvtime
+ * are the kernel's own (it restarts cwnd after idle and paces delayed ACKs
+ * by them): the last data segment sent and received, to a jiffy. */
+static __always_inline void fill_from_socket(struct conn *c, const struct sock *sk, __u64 now)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 jnow;
 
 	c->bytes_in = BPF_CORE_READ(tp, bytes_received);
 	c->bytes_out = BPF_CORE_READ(tp, bytes_acked);
+	if (!per_conn)
+		return;
+	jnow = bpf_jiffies64();
+	if (BPF_CORE_READ(tp, data_segs_out))
+		c->last_send_ns = now - (__u64)(__u32)(jnow - BPF_CORE_READ(tp, lsndtime)) *
+					ns_per_jiffy;
+	if (BPF_CORE_READ(tp, data_segs_in))
+		c->last_recv_ns = now - (__u64)(__u32)(jnow -
+					BPF_CORE_READ(tp, inet_conn.icsk_ack.lrcvtime)) * ns_per_jiffy;
 }
 
 static __always_inline void emit_conn(__u32 type, struct conn *c, __u64 now)
@@ -220,6 +238,7 @@ static __always_inline struct conn *new_conn(const struct sock *sk, __u64 key,
 	__builtin_memset(c, 0, sizeof(*c));
 	c->sk = key;
 	c->role = role;
+	c->per_conn = per_conn;
 	c->start_ns = now;
 	read_tuple(sk, &c->t);
 	if (!port_wanted(&c->t))
@@ -292,7 +311,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	}
 	c->close_ns = now;
-	fill_bytes(c, sk);
+	fill_from_socket(c, sk, now);
 	emit_conn(EV_CLOSE, c, now);
 	return 0;
 }
@@ -300,13 +319,13 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_destroy, struct sock *sk)
 {
-	__u64 key = (__u64)sk;
+	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
 	struct conn *c = bpf_map_lookup_elem(&conns, &key);
 
 	if (!c)
 		return 0;
-	fill_bytes(c, sk);
-	emit_conn(EV_DESTROY, c, bpf_ktime_get_ns());
+	fill_from_socket(c, sk, now);
+	emit_conn(EV_DESTROY, c, now);
 	if (c->proto == PROTO_HTTP && c->role == ROLE_SERVER)
 		bpf_map_delete_elem(&arrivals, &key);
 	bpf_map_delete_elem(&conns, &key);
@@ -418,7 +437,7 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 			/* the state change to CLOSE follows this tracepoint */
 			c->closed_by = CLOSED_PEER_RST;
 			c->close_ns = now;
-			fill_bytes(c, sk);
+			fill_from_socket(c, sk, now);
 			emit_conn(EV_CLOSE, c, now);
 		}
 		if (c && !wanted(c))
@@ -481,8 +500,10 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 		/* An abort with no segment (close() with data unread): name the
 		 * request that arrived after the last one the application read. */
 		struct arrival *a = bpf_map_lookup_elem(&arrivals, &key);
+		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
-		if (a && a->ts_ns > c->last_recv_ns) {
+		/* unread: the application's reads stopped short of its first byte */
+		if (a && a->ts_ns && (__s32)(a->seq - BPF_CORE_READ(tp, copied_seq)) >= 0) {
 			e->payload_len = read_kernel_bytes(e->payload, a->payload, a->len);
 			e->payload_src = SRC_ARRIVED;
 			e->arrived_ns = a->ts_ns;
@@ -734,13 +755,30 @@ int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 /* Before Linux 6.5 there is no sock_send_length/sock_recv_length: the same
  * accounting from the exit of the send/recv-family syscalls, the socket
  * found through the file descriptor. Loaded only on such kernels. */
+/* The socket behind the current task's file descriptor fd, NULL if it is
+ * not one. */
+static __always_inline struct sock *fd_sock(unsigned long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file **fds, *file;
+	struct socket *sock;
+
+	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	/* a socket's file points at its struct socket, which points back */
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	struct task_struct *task;
-	struct file **fds, *file;
-	struct socket *sock;
-	unsigned long fd;
+	struct sock *sk;
 	int flags = 0;
 	__u8 dir;
 
@@ -764,18 +802,42 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
-	fd = SYSCALL_ARG1(regs);
-	task = bpf_get_current_task_btf();
-	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
-		return 0;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return 0;
-	/* a socket's file points at its struct socket, which points back */
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock || BPF_CORE_READ(sock, file) != file)
-		return 0;
-	on_data(BPF_CORE_READ(sock, sk), ret, flags, dir, bpf_ktime_get_ns());
+	sk = fd_sock(SYSCALL_ARG1(regs));
+	if (sk)
+		on_data(sk, ret, flags, dir, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* Per-connection mode runs nothing per data call, so the owner of an
+ * accepted socket is learnt where accept(2) hands it over: once per
+ * connection, in the owner's context. (Syscall tracepoints exist only as
+ * classic tracepoints.) */
+static __always_inline void own_accepted(long fd)
+{
+	struct sock *sk;
+	struct conn *c;
+	__u64 key;
+
+	if (fd < 0)
+		return;
+	sk = fd_sock(fd);
+	key = (__u64)sk;
+	c = sk ? bpf_map_lookup_elem(&conns, &key) : NULL;
+	if (c)
+		set_owner(c);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int on_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	own_accepted(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	own_accepted(ctx->ret);
 	return 0;
 }
 
@@ -798,19 +860,37 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	struct arrival *a;
 	struct conn *c;
 	void *payload;
+	bool first;
 	__u64 now;
 
 	/* This runs for every segment, so it decides from what is hot in the
 	 * cache, without a map lookup: pure ACKs carry nothing, and on a busy
 	 * connection (data received in the last jiffies: the kernel is about
-	 * to update that stamp for this segment) no idle race is under way. */
+	 * to update that stamp for this segment) no idle race is under way.
+	 * In per-connection mode a connection's first data also says what it
+	 * carries (there is no data call to say it). */
 	if (seq[0] == seq[1])
 		return;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
-	if (!tp || (__u32)bpf_jiffies64() - tp->inet_conn.icsk_ack.lrcvtime < ACTIVE_JIFFIES)
+	if (!tp)
+		return;
+	first = per_conn && !tp->bytes_received;
+	if (!first && (__u32)bpf_jiffies64() - tp->inet_conn.icsk_ack.lrcvtime < ACTIVE_JIFFIES)
 		return;
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c || c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
+	if (!c)
+		return;
+	if (first && c->proto == PROTO_UNKNOWN) {
+		payload = skb_payload(skb, &linear, &total);
+		if (!payload)
+			return;
+		if (linear < 4)
+			linear = 0;
+		c->proto = read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) == 4 &&
+			   http_start(head) ? PROTO_HTTP : PROTO_OTHER;
+		return;
+	}
+	if (c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
 		return;
 	/* The race needs an idle connection: one that moved data in the last
 	 * 50 ms is not about to be closed by an idle timer. */
@@ -843,6 +923,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	if (!n)
 		return;
 	a->ts_ns = now;
+	a->seq = seq[0];
 	a->len = n;
 }
 

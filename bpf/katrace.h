@@ -100,7 +100,10 @@ struct conn {
 	__u8  nstates;
 	__u8  proto;		/* enum conn_proto */
 	__u8  in_cgroup;	/* the owner runs in --cgroup's tree */
-	__u8  _pad2[7];
+	__u8  per_conn;		/* traced per connection: no HTTP accounting (http
+				   is zero), last_send/recv_ns from the socket's
+				   own jiffies stamps at the event */
+	__u8  _pad2[6];
 	__u8  states[MAX_STATES];	/* TCP_* values, first is the state at start */
 	char  comm[TASK_COMM_LEN];
 	struct http_acct http;
@@ -138,6 +141,7 @@ struct reset_event {
  * it if the socket is closed with it unread). */
 struct arrival {
 	__u64 ts_ns;
+	__u32 seq;		/* of its first byte: unread while >= copied_seq */
 	__u16 len;
 	__u8  payload[MAX_PAYLOAD];
 };

@@ -112,7 +112,7 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 	int b;
 
 	/* only HTTP keep-alive connections that served something */
-	if (!h || !h->requests)
+	if (!conn_served(c, h))
 		return;
 	s = service_of(a, c, &c->t);
 	if (!s)
@@ -121,7 +121,7 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 	set_comm(s->local ? s->backend_comm : s->peer_comm, c->comm);
 	if (h->max_reuse_gap_ns / 1e6 > s->max_reuse_gap_ms)
 		s->max_reuse_gap_ms = h->max_reuse_gap_ns / 1e6;
-	if (c->closed_by == CLOSED_NONE || !c->close_ns || h->requests > h->responses)
+	if (c->closed_by == CLOSED_NONE || !c->close_ns || conn_outstanding(c, h))
 		return;	/* not closed, or closed with a request outstanding */
 	idle = span_ms(conn_idle_since(c, h), c->close_ns);
 	if (idle < 0)
@@ -153,7 +153,8 @@ void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *
 		return;
 	if (s->lost < LOST_EXAMPLES)
 		snprintf(s->lost_examples[s->lost], sizeof(s->lost_examples[0]), "%s",
-			 request[0] ? request : "(unreadable)");
+			 request[0] ? request : c->per_conn && !at_server ? "(not named at --level conn)" :
+			 "(unreadable)");
 	s->lost++;
 }
 

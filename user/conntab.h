@@ -8,6 +8,7 @@
 
 /* What the HTTP join knows of one connection. */
 struct http_state {
+	bool counted;			/* false: traced per connection, nothing counted */
 	uint32_t requests, responses;	/* final (non-1xx) responses */
 	uint8_t req_dir;		/* enum data_dir the requests flowed in */
 	bool lost_reported;

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -15,6 +17,8 @@
 #include "loader.h"
 
 #define DEFAULT_BTF "/sys/kernel/btf/vmlinux"
+#define TRACEFS "/sys/kernel/tracing"
+#define ACCEPT_EVENTS TRACEFS "/events/syscalls/sys_exit_accept4"
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
 #endif
@@ -129,6 +133,33 @@ static void append_fallback(struct tracer *t, const char *what)
 	snprintf(t->fallbacks + n, sizeof(t->fallbacks) - n, "%s%s", n ? "; " : "", what);
 }
 
+/* A jiffy, in ns: the coarse clocks tick once per jiffy, and say so. */
+static uint64_t ns_per_jiffy(void)
+{
+	struct timespec res;
+
+	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) || res.tv_sec || !res.tv_nsec)
+		return 4000000;	/* HZ=250, the common default */
+	return res.tv_nsec;
+}
+
+/* Per-connection mode learns owners at accept(2), whose tracepoints are
+ * classic ones: they need tracefs, mounted here if it is not. */
+static int need_accept_events(void)
+{
+	if (access(ACCEPT_EVENTS, F_OK) && errno == ENOENT && access(TRACEFS "/events", F_OK))
+		mount("nodev", TRACEFS, "tracefs", 0, NULL);
+	if (!access(ACCEPT_EVENTS, F_OK))
+		return 0;
+	if (access(TRACEFS "/events", F_OK))
+		fail_msg("per-connection mode needs tracefs for the accept(2) tracepoints: "
+			 "mount -t tracefs nodev " TRACEFS " (or use --level request)");
+	else
+		fail_msg("this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS): "
+			 "per-connection mode cannot learn owners at accept(2); use --level request");
+	return -1;
+}
+
 static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, bool have_data,
 		bool dynptr)
 {
@@ -138,6 +169,8 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 	t->skel->rodata->filter_port = o->port;
 	t->skel->rodata->filter_pid = o->ntgids > 0;
 	t->skel->rodata->filter_cgroup = o->cgroup_id;
+	t->skel->rodata->per_conn = o->per_conn;
+	t->skel->rodata->ns_per_jiffy = ns_per_jiffy();
 	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
 	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
 
@@ -146,9 +179,11 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 	bpf_program__set_autoload(t->skel->progs.on_send_reset_linear, reset_args >= 3 && !dynptr);
 	bpf_program__set_autoload(t->skel->progs.on_send_reset_noreason, reset_args < 3);
 	/* sock_{send,recv}_length arrived in Linux 6.5; before, syscall exits */
-	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data);
-	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data);
-	bpf_program__set_autoload(t->skel->progs.on_sys_exit, !have_data);
+	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data && !o->per_conn);
+	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data && !o->per_conn);
+	bpf_program__set_autoload(t->skel->progs.on_sys_exit, !have_data && !o->per_conn);
+	bpf_program__set_autoload(t->skel->progs.on_accept4_exit, o->per_conn);
+	bpf_program__set_autoload(t->skel->progs.on_accept_exit, o->per_conn);
 	bpf_program__set_autoload(t->skel->progs.on_tcp_probe, dynptr);
 	bpf_program__set_autoload(t->skel->progs.on_tcp_probe_linear, !dynptr);
 	return katrace_bpf__load(t->skel);
@@ -191,6 +226,10 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 			return NULL;
 		}
 	}
+	if (o->per_conn && need_accept_events()) {
+		btf__free(btf);
+		return NULL;
+	}
 	reset_args = tracepoint_args(btf, "tcp_send_reset");
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
 		    tracepoint_args(btf, "sock_recv_length") == 3;
@@ -203,7 +242,9 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	}
 	read_reset_reasons(btf, t);
 	btf__free(btf);
-	if (!have_data && have_sys_exit)
+	if (o->per_conn)
+		;	/* no data programs: nothing to fall back from */
+	else if (!have_data && have_sys_exit)
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
 				"timing and HTTP from the send/recv syscall exits instead");
 	else if (!have_data) {

@@ -14,6 +14,7 @@ struct tracer_opts {
 	uint16_t port;			/* 0 = any */
 	uint64_t cgroup_id;		/* cgroup v2 id, 0 = any */
 	uint32_t max_conns;
+	bool per_conn;			/* no program per data call: see README, "Levels" */
 	const char *btf_path;		/* NULL = /sys/kernel/btf/vmlinux */
 	bool verbose;			/* libbpf's own messages */
 	bool quiet;			/* keep errors for tracer_error() instead of printing */

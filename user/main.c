@@ -37,16 +37,17 @@ static struct env {
 	const char *btf_path;
 	const char *write_path;		/* -w */
 	bool daemon;
+	int per_conn;			/* --level: -1 = the mode's default */
 	const char *log_path;		/* --log, default stdout */
 	const char *metrics_addr;
 	const char *metrics_file;
 	const char *cgroup_path;
 	uint64_t cgroup_id;
 	const char *report_path;	/* katrace report FILE */
-} env = { .max_conns = 65536, .margin_s = 5 };
+} env = { .max_conns = 65536, .margin_s = 5, .per_conn = -1 };
 
 enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN, OPT_DAEMON,
-       OPT_LOG, OPT_METRICS_ADDR, OPT_METRICS_FILE, OPT_CGROUP };
+       OPT_LOG, OPT_METRICS_ADDR, OPT_METRICS_FILE, OPT_CGROUP, OPT_LEVEL };
 
 #define METRICS_FILE_PERIOD_NS 10000000000ULL
 
@@ -74,6 +75,8 @@ static const struct argp_option opts[] = {
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
 	{ "write", 'w', "FILE", 0, "Record the event stream into FILE (zlib); replay with: katrace report FILE", 0 },
 	{ "cgroup", OPT_CGROUP, "PATH", 0, "Only processes in this cgroup v2 directory (a container), or below it", 0 },
+	{ "level", OPT_LEVEL, "request|conn", 0, "request: follow every HTTP request (count, last request line, status; "
+	  "the default live). conn: connections only, no program per request, for a sidecar's overhead (the default with --daemon)", 0 },
 	{ "daemon", OPT_DAEMON, NULL, 0, "Run as a sidecar until SIGTERM: JSON lines to --log, SIGHUP reopens it, SIGUSR1 logs a summary", 0 },
 	{ "log", OPT_LOG, "FILE", 0, "Where records go (default stdout)", 0 },
 	{ "metrics-addr", OPT_METRICS_ADDR, "HOST:PORT", 0, "Serve Prometheus metrics on GET /metrics", 0 },
@@ -177,6 +180,14 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 		env.daemon = true;
 		env.json = true;
 		break;
+	case OPT_LEVEL:
+		if (!strcmp(arg, "conn"))
+			env.per_conn = 1;
+		else if (!strcmp(arg, "request"))
+			env.per_conn = 0;
+		else
+			argp_error(st, "invalid --level: '%s' (request or conn)", arg);
+		break;
 	case OPT_LOG:
 		env.log_path = arg;
 		break;
@@ -212,6 +223,8 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 		argp_error(st, "unexpected argument '%s'", arg);
 		break;
 	case ARGP_KEY_END:
+		if (env.per_conn < 0)
+			env.per_conn = env.daemon;
 		if (env.report_path && !env.report_path[0])
 			argp_error(st, "report needs a capture file: katrace report FILE");
 		if (env.report_path && (env.ntgids || env.port || env.write_path || env.duration_s))
@@ -354,7 +367,7 @@ int main(int argc, char **argv)
 	topts = (struct tracer_opts){
 		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
 		.max_conns = env.max_conns, .btf_path = env.btf_path, .verbose = env.verbose,
-		.cgroup_id = env.cgroup_id,
+		.cgroup_id = env.cgroup_id, .per_conn = env.per_conn,
 	};
 	t = tracer_open(&topts, session_event, s);
 	if (!t)
@@ -390,9 +403,10 @@ int main(int argc, char **argv)
 	start = now_ns(CLOCK_MONOTONIC);
 	if (env.duration_s > 0)
 		deadline = start + (uint64_t)(env.duration_s * 1e9);
-	fprintf(stderr, "katrace: tracing%s%s; %s\n",
+	fprintf(stderr, "katrace: tracing%s%s, %s; %s\n",
 		env.ntgids ? " the given processes" : env.cgroup_path ? " the cgroup " : " every TCP connection",
 		env.cgroup_path && !env.ntgids ? env.cgroup_path : "",
+		env.per_conn ? "per connection" : "per request",
 		env.daemon ? "SIGTERM stops, SIGHUP reopens the log, SIGUSR1 logs a summary" : "Ctrl-C to stop");
 
 	while (!stop_signal) {

@@ -85,14 +85,41 @@ uint64_t conn_last_activity(const struct conn *c)
 	return t;
 }
 
+/* Per connection, nothing was counted: requests and responses are data
+ * one way and the other, told apart by the connection's role. */
+static uint64_t request_way_ns(const struct conn *c, const struct http_state *h)
+{
+	return h->req_dir == DIR_IN ? c->last_recv_ns : c->last_send_ns;
+}
+
+static uint64_t response_way_ns(const struct conn *c, const struct http_state *h)
+{
+	return h->req_dir == DIR_IN ? c->last_send_ns : c->last_recv_ns;
+}
+
+bool conn_served(const struct conn *c, const struct http_state *h)
+{
+	if (!h)
+		return false;
+	if (h->counted)
+		return h->requests > 0;
+	return c->proto == PROTO_HTTP && request_way_ns(c, h) && response_way_ns(c, h);
+}
+
+bool conn_outstanding(const struct conn *c, const struct http_state *h)
+{
+	if (h->counted)
+		return h->requests > h->responses;
+	return request_way_ns(c, h) > response_way_ns(c, h);
+}
+
 uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
 {
 	uint64_t t;
 
-	if (!h || !h->responses)
+	if (!h || (h->counted ? !h->responses : !conn_served(c, h)))
 		return conn_last_activity(c);
-	/* the response went the other way from the requests */
-	t = h->req_dir == DIR_IN ? c->last_send_ns : c->last_recv_ns;
+	t = response_way_ns(c, h);
 	return t > h->last_response_ns ? t : h->last_response_ns;
 }
 
@@ -173,7 +200,10 @@ void output_close(struct output *o, const struct conn *c, const struct http_stat
 			(unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
 		for (i = 0; i < c->nstates && i < MAX_STATES; i++)
 			fprintf(o->f, "%s\"%s\"", i ? "," : "", tcp_state_name(c->states[i]));
-		fprintf(o->f, "],\"requests\":%u,\"last_request\":", h ? h->requests : 0);
+		if (h && !h->counted)
+			fputs("],\"requests\":null,\"last_request\":", o->f);
+		else
+			fprintf(o->f, "],\"requests\":%u,\"last_request\":", h ? h->requests : 0);
 		if (h && h->last_request[0])
 			json_string(o->f, h->last_request);
 		else
@@ -191,9 +221,13 @@ void output_close(struct output *o, const struct conn *c, const struct http_stat
 		laddr, raddr, role_name(c->role), closed_by_name(c->closed_by));
 	text_ms(o->f, idle);
 	text_ms(o->f, life);
-	fprintf(o->f, "%8llu %8llu %4u %-24.*s ", (unsigned long long)c->bytes_in,
-		(unsigned long long)c->bytes_out, h ? h->requests : 0, 24,
-		h && h->last_request[0] ? h->last_request : "-");
+	fprintf(o->f, "%8llu %8llu ", (unsigned long long)c->bytes_in,
+		(unsigned long long)c->bytes_out);
+	if (h && !h->counted)
+		fprintf(o->f, "%4s ", "-");
+	else
+		fprintf(o->f, "%4u ", h ? h->requests : 0);
+	fprintf(o->f, "%-24.*s ", 24, h && h->last_request[0] ? h->last_request : "-");
 	for (i = 0; i < c->nstates && i < MAX_STATES; i++)
 		fprintf(o->f, "%s%s", i ? ">" : "", tcp_state_name(c->states[i]));
 	fputc('\n', o->f);
@@ -265,7 +299,10 @@ void output_lost(struct output *o, const struct lost *l)
 	} else {
 		bool by_rst = l->c && l->c->closed_by == CLOSED_PEER_RST;
 
-		fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
+		if (l->request[0])
+			fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
+		else	/* --level conn keeps no request line on this side */
+			fprintf(o->f, "%s -> %s a request (not named at --level conn): ", laddr, raddr);
 		if (!known_close)
 			fprintf(o->f, "sent on an idle connection");
 		else if (by_rst)

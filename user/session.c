@@ -116,6 +116,12 @@ static void derive_http(const struct session *s, const struct conn *c, struct ht
 
 	memset(h, 0, sizeof(*h));
 	h->lost_reported = reported;
+	if (c->per_conn) {
+		/* nothing counted: requests flow into a server, out of a client */
+		h->req_dir = c->role == ROLE_CLIENT ? DIR_OUT : DIR_IN;
+		return;
+	}
+	h->counted = true;
 	h->requests = k->requests;
 	h->responses = k->responses;
 	h->req_dir = k->req_dir;
@@ -260,7 +266,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	} else if (s->pid_filter || !readable) {
 		return;	/* not one of the traced process's connections */
 	}
-	if (!readable && (!h || !h->requests))
+	if (!readable && !conn_served(c, h))
 		return;
 	if (live)
 		live->http.lost_reported = true;
@@ -296,10 +302,11 @@ static void proxy_lost(struct session *s, struct conn_rec *r)
 	struct lost lost = {};
 
 	if (!r->peer_rst_ns || r->http.lost_reported || r->http.req_dir != DIR_OUT ||
-	    r->http.requests <= r->http.responses)
+	    !conn_served(&r->c, &r->http) || !conn_outstanding(&r->c, &r->http))
 		return;
 	r->http.lost_reported = true;
-	lost.ts_ns = r->http.last_request_ns;
+	/* per connection, the request's line is not known: only that it went */
+	lost.ts_ns = r->http.counted ? r->http.last_request_ns : r->c.last_send_ns;
 	lost.side = LOST_AT_CLIENT;
 	lost.c = &r->c;
 	lost.t = r->c.t;
@@ -309,11 +316,10 @@ static void proxy_lost(struct session *s, struct conn_rec *r)
 	if (r->c.closed_by == CLOSED_PEER_FIN || r->c.closed_by == CLOSED_PEER_RST) {
 		/* The backend's close as this side saw it: its FIN, or its RST
 		 * when it aborted. Negative: the request went out first. */
-		lost.close_to_request_ms =
-			((double)r->http.last_request_ns - (double)r->c.close_ns) / 1e6;
+		lost.close_to_request_ms = ((double)lost.ts_ns - (double)r->c.close_ns) / 1e6;
 		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), r->c.close_ns);
 	} else {
-		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), r->http.last_request_ns);
+		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), lost.ts_ns);
 	}
 	s->lost_requests++;
 	output_lost(&s->out, &lost);
