@@ -106,8 +106,10 @@ class PyPeer(Proc):
 class Katrace(Proc):
     """katrace --json with the given arguments; records() stops it and parses."""
 
+    level_args = []	# test_level_conn runs the same scenarios at --level conn
+
     def __init__(self, *args):
-        super().__init__([KATRACE, "--json", *args])
+        super().__init__([KATRACE, "--json", *self.level_args, *args])
         wait_line(self.p, "katrace: tracing", stream="stderr")
         self.out = None
 

@@ -1,0 +1,118 @@
+"""--level conn, the sidecar's default: no program runs per send or receive
+call. The tracer's and the lost-request scenarios are run again at this
+level, each against real peers, and must hold as they do per request; then
+what the level changes: nothing counted per request, owners learnt at
+accept(2), proxy-side lost requests counted but not named."""
+import os
+import socket
+import subprocess
+import time
+
+import lib
+import test_lost as lost_paths
+import test_tracer as tracer
+from lib import Katrace, NodeServer, PyPeer, check, http_request, local_port, wait_eof
+from test_racelab import racelab
+
+
+def at_conn_level(scenario):
+    def run():
+        Katrace.level_args = ["--level", "conn"]
+        try:
+            scenario()
+        finally:
+            Katrace.level_args = []
+    run.__doc__ = scenario.__doc__
+    return run
+
+
+# The same assertions as per request (idle to within 20 ms, closed_by, owner
+# and comm, states, the lost request's line, reason and timing).
+test_server_idle_close_local_fin = at_conn_level(tracer.test_server_idle_close_local_fin)
+test_client_closes_first_peer_fin = at_conn_level(tracer.test_client_closes_first_peer_fin)
+test_peer_reset_peer_rst = at_conn_level(tracer.test_peer_reset_peer_rst)
+test_server_closes_unread_local_rst = at_conn_level(tracer.test_server_closes_unread_local_rst)
+test_ipv6_connection = at_conn_level(tracer.test_ipv6_connection)
+test_pid_filter_excludes_other_process = at_conn_level(
+    tracer.test_pid_filter_excludes_other_process)
+test_attribution_not_from_softirq_task = at_conn_level(
+    tracer.test_attribution_not_from_softirq_task)
+test_port_filter = at_conn_level(tracer.test_port_filter)
+test_path_abort_on_data = at_conn_level(lost_paths.test_path_abort_on_data)
+test_path_timewait_socket = at_conn_level(lost_paths.test_path_timewait_socket)
+test_path_abort_on_close = at_conn_level(lost_paths.test_path_abort_on_close)
+test_path_no_socket = at_conn_level(lost_paths.test_path_no_socket)
+test_no_lost_request_without_race = at_conn_level(lost_paths.test_no_lost_request_without_race)
+
+
+def test_nothing_counted_per_request():
+    """Records say the request fields are unknown (null), not zero."""
+    with NodeServer(keepalive_ms=100) as srv, Katrace("--level", "conn", "-p", str(srv.pid)) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        for i in range(3):
+            http_request(c, f"/n{i}")
+        wait_eof(c)
+        r = [r for r in kt.records() if r["raddr"].endswith(f":{local_port(c)}")]
+    check(len(r) == 1, r)
+    check(r[0]["requests"] is None and r[0]["last_request"] is None and
+          r[0]["last_status"] is None, r)
+    check(r[0]["closed_by"] == "local-fin" and r[0]["bytes_in"] > 0, r)
+
+
+def test_client_side_lost_request_counted_unnamed():
+    """Traced on the client: the request written on a connection the server
+    had closed is reported, without its line (no data call was traced)."""
+    with NodeServer(keepalive_ms=100) as srv, \
+            Katrace("--level", "conn", "-p", str(os.getpid())) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        http_request(c, "/first")
+        time.sleep(1.3)	# past Node's effective 1.1 s: its FIN is here, unread
+        c.sendall(lost_paths.LOST_REQ)
+        time.sleep(0.1)
+        try:
+            c.recv(100)
+        except ConnectionResetError:
+            pass
+        c.close()
+        lost = lost_paths.only_lost(kt)
+    check(lost["role"] == "client" and lost["request"] is None, lost)
+    check(150 < lost["close_to_request_ms"] < 260, lost)
+    check(1050 < lost["idle_ms"] < 1150, lost)
+
+
+def test_non_http_connections_not_analyzed():
+    """A connection whose first bytes are not HTTP gives a close record but
+    no service in the verdict."""
+    with PyPeer("binary") as srv, Katrace("--level", "conn", "-p", str(srv.pid)) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        c.sendall(os.urandom(300))
+        wait_eof(c)
+        c.close()
+        kt.finish()
+        summary = kt.records("summary")
+    check(len(kt.records()) == 1, kt.out)
+    check(summary and summary[0]["services"] == [], summary)
+
+
+def test_haproxy_502s_backend_named_proxy_counted():
+    r = racelab("--proxy", "haproxy", "--workers", "40", "--rounds", "12", "--min-502", "3",
+                "--method", "POST,GET", "--level", "conn")
+    truth = set(r["proxy_502"])
+    check(len(truth) >= 3, f"only {len(truth)} 502s in {r['requests']} requests")
+    check(set(r["lost_backend"]) == truth, (sorted(truth), r["lost_backend"]))
+    check(r["lost_count_backend"] == len(truth), r["lost_count_backend"])
+    check(r["lost_count_proxy"] == len(truth) and r["lost_proxy"] == [],
+          (r["lost_count_proxy"], r["lost_proxy"]))
+    for side in ("backend", "proxy"):
+        svc = [s for rec in r["records_" + side] if rec["type"] == "summary"
+               for s in rec["services"] if s["lost"]]
+        check(len(svc) == 1 and svc[0]["verdict"] == "MISMATCH", svc)
+        # Node closes at keepAliveTimeout + 1 s; stamps are jiffies (<= 10 ms)
+        check(abs(svc[0]["backend_idle"]["timeout_s"] * 1000 - (r["keepalive_ms"] + 1000)) < 15,
+              svc[0]["backend_idle"])
+
+
+def test_bad_level():
+    p = lib.run_katrace("--level", "bogus")
+    check(p.returncode != 0 and "--level" in p.stderr and len(p.stderr.strip().splitlines()) <= 3,
+          p.stderr)
