@@ -163,6 +163,10 @@ static __always_inline bool in_cgroup_tree(void)
 	return false;
 }
 
+/* The owner, from a hook in its process context. A state change or a
+ * destroy runs in it exactly when the socket is locked by its user (a
+ * close(), shutdown() or the backlog processed on its release): in softirq
+ * the kernel defers work on a socket its user holds. */
 static __always_inline void set_owner(struct conn *c)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -291,13 +295,14 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		}
 		return 0;
 	}
+	if (sk->sk_lock.owned)
+		set_owner(c);
 	if (oldstate != TCP_ESTABLISHED || c->closed_by != CLOSED_NONE)
 		return 0;
 
 	switch (newstate) {
-	case TCP_FIN_WAIT1:		/* close()/shutdown(): process context */
+	case TCP_FIN_WAIT1:
 		c->closed_by = CLOSED_LOCAL_FIN;
-		set_owner(c);
 		break;
 	case TCP_CLOSE_WAIT:
 		c->closed_by = CLOSED_PEER_FIN;
@@ -324,6 +329,8 @@ int BPF_PROG(on_destroy, struct sock *sk)
 
 	if (!c)
 		return 0;
+	if (sk->sk_lock.owned)	/* close() of a socket already in CLOSE */
+		set_owner(c);
 	fill_from_socket(c, sk, now);
 	emit_conn(EV_DESTROY, c, now);
 	if (c->proto == PROTO_HTTP && c->role == ROLE_SERVER)
@@ -805,39 +812,6 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	sk = fd_sock(SYSCALL_ARG1(regs));
 	if (sk)
 		on_data(sk, ret, flags, dir, bpf_ktime_get_ns());
-	return 0;
-}
-
-/* Per-connection mode runs nothing per data call, so the owner of an
- * accepted socket is learnt where accept(2) hands it over: once per
- * connection, in the owner's context. (Syscall tracepoints exist only as
- * classic tracepoints.) */
-static __always_inline void own_accepted(long fd)
-{
-	struct sock *sk;
-	struct conn *c;
-	__u64 key;
-
-	if (fd < 0)
-		return;
-	sk = fd_sock(fd);
-	key = (__u64)sk;
-	c = sk ? bpf_map_lookup_elem(&conns, &key) : NULL;
-	if (c)
-		set_owner(c);
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int on_accept4_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	own_accepted(ctx->ret);
-	return 0;
-}
-
-SEC("tracepoint/syscalls/sys_exit_accept")
-int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	own_accepted(ctx->ret);
 	return 0;
 }
 

@@ -7,7 +7,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
-#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -17,8 +16,6 @@
 #include "loader.h"
 
 #define DEFAULT_BTF "/sys/kernel/btf/vmlinux"
-#define TRACEFS "/sys/kernel/tracing"
-#define ACCEPT_EVENTS TRACEFS "/events/syscalls/sys_exit_accept4"
 #ifndef CAP_PERFMON
 #define CAP_PERFMON 38
 #endif
@@ -143,23 +140,6 @@ static uint64_t ns_per_jiffy(void)
 	return res.tv_nsec;
 }
 
-/* Per-connection mode learns owners at accept(2), whose tracepoints are
- * classic ones: they need tracefs, mounted here if it is not. */
-static int need_accept_events(void)
-{
-	if (access(ACCEPT_EVENTS, F_OK) && errno == ENOENT && access(TRACEFS "/events", F_OK))
-		mount("nodev", TRACEFS, "tracefs", 0, NULL);
-	if (!access(ACCEPT_EVENTS, F_OK))
-		return 0;
-	if (access(TRACEFS "/events", F_OK))
-		fail_msg("per-connection mode needs tracefs for the accept(2) tracepoints: "
-			 "mount -t tracefs nodev " TRACEFS " (or use --level request)");
-	else
-		fail_msg("this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS): "
-			 "per-connection mode cannot learn owners at accept(2); use --level request");
-	return -1;
-}
-
 static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, bool have_data,
 		bool dynptr)
 {
@@ -182,8 +162,6 @@ static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, b
 	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data && !o->per_conn);
 	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data && !o->per_conn);
 	bpf_program__set_autoload(t->skel->progs.on_sys_exit, !have_data && !o->per_conn);
-	bpf_program__set_autoload(t->skel->progs.on_accept4_exit, o->per_conn);
-	bpf_program__set_autoload(t->skel->progs.on_accept_exit, o->per_conn);
 	bpf_program__set_autoload(t->skel->progs.on_tcp_probe, dynptr);
 	bpf_program__set_autoload(t->skel->progs.on_tcp_probe_linear, !dynptr);
 	return katrace_bpf__load(t->skel);
@@ -225,10 +203,6 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 			btf__free(btf);
 			return NULL;
 		}
-	}
-	if (o->per_conn && need_accept_events()) {
-		btf__free(btf);
-		return NULL;
 	}
 	reset_args = tracepoint_args(btf, "tcp_send_reset");
 	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&

@@ -92,7 +92,7 @@ static uint64_t request_way_ns(const struct conn *c, const struct http_state *h)
 	return h->req_dir == DIR_IN ? c->last_recv_ns : c->last_send_ns;
 }
 
-static uint64_t response_way_ns(const struct conn *c, const struct http_state *h)
+uint64_t response_way_ns(const struct conn *c, const struct http_state *h)
 {
 	return h->req_dir == DIR_IN ? c->last_send_ns : c->last_recv_ns;
 }
@@ -117,7 +117,9 @@ uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
 {
 	uint64_t t;
 
-	if (!h || (h->counted ? !h->responses : !conn_served(c, h)))
+	if (h && !h->counted && conn_served(c, h))
+		return h->idle_since_ns;
+	if (!h || !h->counted || !h->responses)
 		return conn_last_activity(c);
 	t = response_way_ns(c, h);
 	return t > h->last_response_ns ? t : h->last_response_ns;

@@ -30,6 +30,8 @@ uint64_t conn_last_activity(const struct conn *c);
 /* Start of the idle period before a close: the end of the last response on
  * an HTTP connection, else the last data in either direction. */
 uint64_t conn_idle_since(const struct conn *c, const struct http_state *h);
+/* When data last went the way responses go (by the connection's role). */
+uint64_t response_way_ns(const struct conn *c, const struct http_state *h);
 /* An HTTP connection that served at least one request. */
 bool conn_served(const struct conn *c, const struct http_state *h);
 /* Its last request has no response. */

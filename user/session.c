@@ -113,12 +113,21 @@ static void derive_http(const struct session *s, const struct conn *c, struct ht
 	struct http_msg m, last;
 	uint32_t found = 0;
 	bool reported = h->lost_reported;
+	uint64_t idle_since = h->idle_since_ns;
 
 	memset(h, 0, sizeof(*h));
 	h->lost_reported = reported;
 	if (c->per_conn) {
 		/* nothing counted: requests flow into a server, out of a client */
 		h->req_dir = c->role == ROLE_CLIENT ? DIR_OUT : DIR_IN;
+		/* Idle runs to the close, from the stamps the close event brought
+		 * (exact multiples of a jiffy before it); a later event estimates
+		 * the same jiffy stamps anew and may place them past the close. */
+		h->idle_since_ns = idle_since;
+		if (!idle_since && c->close_ns) {
+			idle_since = response_way_ns(c, h);
+			h->idle_since_ns = idle_since < c->close_ns ? idle_since : c->close_ns;
+		}
 		return;
 	}
 	h->counted = true;
