@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import lib
+import test_capture as capture
 import test_lost as lost_paths
 import test_tracer as tracer
 from lib import Katrace, NodeServer, PyPeer, check, http_request, local_port, wait_eof
@@ -43,6 +44,8 @@ test_path_timewait_socket = at_conn_level(lost_paths.test_path_timewait_socket)
 test_path_abort_on_close = at_conn_level(lost_paths.test_path_abort_on_close)
 test_path_no_socket = at_conn_level(lost_paths.test_path_no_socket)
 test_no_lost_request_without_race = at_conn_level(lost_paths.test_no_lost_request_without_race)
+test_replay_prints_what_the_live_run_printed = at_conn_level(
+    capture.test_replay_prints_what_the_live_run_printed)
 
 
 def test_nothing_counted_per_request():
