@@ -762,30 +762,13 @@ int BPF_PROG(on_recv_length, struct sock *sk, int ret, int flags)
 /* Before Linux 6.5 there is no sock_send_length/sock_recv_length: the same
  * accounting from the exit of the send/recv-family syscalls, the socket
  * found through the file descriptor. Loaded only on such kernels. */
-/* The socket behind the current task's file descriptor fd, NULL if it is
- * not one. */
-static __always_inline struct sock *fd_sock(unsigned long fd)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct file **fds, *file;
-	struct socket *sock;
-
-	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return NULL;
-	/* a socket's file points at its struct socket, which points back */
-	sock = BPF_CORE_READ(file, private_data);
-	if (!sock || BPF_CORE_READ(sock, file) != file)
-		return NULL;
-	return BPF_CORE_READ(sock, sk);
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	struct sock *sk;
+	struct task_struct *task;
+	struct file **fds, *file;
+	struct socket *sock;
+	unsigned long fd;
 	int flags = 0;
 	__u8 dir;
 
@@ -809,9 +792,18 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
-	sk = fd_sock(SYSCALL_ARG1(regs));
-	if (sk)
-		on_data(sk, ret, flags, dir, bpf_ktime_get_ns());
+	fd = SYSCALL_ARG1(regs);
+	task = bpf_get_current_task_btf();
+	if (fd >= BPF_CORE_READ(task, files, fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	/* a socket's file points at its struct socket, which points back */
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return 0;
+	on_data(BPF_CORE_READ(sock, sk), ret, flags, dir, bpf_ktime_get_ns());
 	return 0;
 }
 
