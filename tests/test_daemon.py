@@ -9,7 +9,7 @@ import tempfile
 import time
 import urllib.request
 
-from lib import (KATRACE, NodeServer, SERVERS, check, exchange_until_server_closes, http_request,
+from lib import (KATRACE, NodeServer, SERVERS, as_user, check, exchange_until_server_closes, http_request,
                  wait_eof, wait_line)
 
 
@@ -169,3 +169,28 @@ def test_tables_bounded_and_evictions_counted():
             m = d.metrics()
             check(value(m, "katrace_evictions_total", table="kernel") >= 400 - 128 - 10, m)
             check(d.stop() == 0, "exit")
+
+
+def test_runs_with_only_cap_bpf_and_cap_perfmon():
+    """As tools/deploy runs it: an unprivileged user holding exactly CAP_BPF
+    and CAP_PERFMON, at the daemon's default level."""
+    caps = "+bpf,+perfmon"
+    with NodeServer(keepalive_ms=100) as srv:
+        cmd = as_user("65534", [KATRACE, "--daemon", "-p", str(srv.pid)])
+        cmd[1:1] = ["--inh-caps", caps, "--ambient-caps", caps, "--bounding-set", "-all," + caps]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = wait_line(p, "katrace: tracing", stream="stderr")
+            check("per connection" in line, line)
+            exchange_until_server_closes(srv.port)
+            time.sleep(0.3)
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=15)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    check(p.returncode == 0, err)
+    recs = [json.loads(l) for l in out.splitlines()]
+    closes = [r for r in recs if r["type"] == "close"]
+    check(len(closes) == 1 and closes[0]["pid"] == srv.pid and
+          closes[0]["closed_by"] == "local-fin" and closes[0]["idle_ms"] > 1000, recs)
