@@ -1,12 +1,11 @@
 """--level conn, the sidecar's default: no program runs per send or receive
-call. The tracer's and the lost-request scenarios are run again at this
-level, each against real peers, and must hold as they do per request; then
-what the level changes: nothing counted per request, owners learnt at
-accept(2), proxy-side lost requests counted but not named."""
+call. The tracer's, the lost-request and the replay scenarios are run again
+at this level, each against real peers, and must hold as they do per
+request; then what the level changes: nothing counted per request,
+proxy-side lost requests counted but not named, non-HTTP told from the first
+segment."""
 import os
 import socket
-import subprocess
-import time
 
 import lib
 import test_capture as capture
@@ -28,24 +27,20 @@ def at_conn_level(scenario):
 
 
 # The same assertions as per request (idle to within 20 ms, closed_by, owner
-# and comm, states, the lost request's line, reason and timing).
-test_server_idle_close_local_fin = at_conn_level(tracer.test_server_idle_close_local_fin)
-test_client_closes_first_peer_fin = at_conn_level(tracer.test_client_closes_first_peer_fin)
-test_peer_reset_peer_rst = at_conn_level(tracer.test_peer_reset_peer_rst)
-test_server_closes_unread_local_rst = at_conn_level(tracer.test_server_closes_unread_local_rst)
-test_ipv6_connection = at_conn_level(tracer.test_ipv6_connection)
-test_pid_filter_excludes_other_process = at_conn_level(
-    tracer.test_pid_filter_excludes_other_process)
-test_attribution_not_from_softirq_task = at_conn_level(
-    tracer.test_attribution_not_from_softirq_task)
-test_port_filter = at_conn_level(tracer.test_port_filter)
-test_path_abort_on_data = at_conn_level(lost_paths.test_path_abort_on_data)
-test_path_timewait_socket = at_conn_level(lost_paths.test_path_timewait_socket)
-test_path_abort_on_close = at_conn_level(lost_paths.test_path_abort_on_close)
-test_path_no_socket = at_conn_level(lost_paths.test_path_no_socket)
-test_no_lost_request_without_race = at_conn_level(lost_paths.test_no_lost_request_without_race)
-test_replay_prints_what_the_live_run_printed = at_conn_level(
-    capture.test_replay_prints_what_the_live_run_printed)
+# and comm, states, the lost request's line, reason and timing, the replay).
+SCENARIOS = {
+    tracer: ["test_server_idle_close_local_fin", "test_client_closes_first_peer_fin",
+             "test_peer_reset_peer_rst", "test_server_closes_unread_local_rst",
+             "test_ipv6_connection", "test_pid_filter_excludes_other_process",
+             "test_attribution_not_from_softirq_task", "test_port_filter"],
+    lost_paths: ["test_path_abort_on_data", "test_path_timewait_socket",
+                 "test_path_abort_on_close", "test_path_no_socket",
+                 "test_no_lost_request_without_race"],
+    capture: ["test_replay_prints_what_the_live_run_printed"],
+}
+for _module, _names in SCENARIOS.items():
+    for _name in _names:
+        globals()[_name] = at_conn_level(getattr(_module, _name))
 
 
 def test_nothing_counted_per_request():
@@ -64,20 +59,9 @@ def test_nothing_counted_per_request():
 
 def test_client_side_lost_request_counted_unnamed():
     """Traced on the client: the request written on a connection the server
-    had closed is reported, without its line (no data call was traced)."""
-    with NodeServer(keepalive_ms=100) as srv, \
-            Katrace("--level", "conn", "-p", str(os.getpid())) as kt:
-        c = socket.create_connection(("127.0.0.1", srv.port))
-        http_request(c, "/first")
-        time.sleep(1.3)	# past Node's effective 1.1 s: its FIN is here, unread
-        c.sendall(lost_paths.LOST_REQ)
-        time.sleep(0.1)
-        try:
-            c.recv(100)
-        except ConnectionResetError:
-            pass
-        c.close()
-        lost = lost_paths.only_lost(kt)
+    had closed is reported, without its line (no data call was traced). The
+    connection is made after katrace starts: this level sees no older ones."""
+    lost = lost_paths.client_writes_on_closed_connection("--level", "conn", connect_first=False)
     check(lost["role"] == "client" and lost["request"] is None, lost)
     check(150 < lost["close_to_request_ms"] < 260, lost)
     check(1050 < lost["idle_ms"] < 1150, lost)
