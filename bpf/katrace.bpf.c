@@ -71,20 +71,11 @@ struct {
 	__type(value, struct arrival);
 } arrivals SEC(".maps");
 
-/* Scratch space: struct conn is too big for the 512-byte stack with room to spare. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct conn);
-} scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct arrival);
-} scratch_arrival SEC(".maps");
+/* Zeroed templates that new entries are inserted from, then filled in
+ * place: the structs are too big for the 512-byte stack, and a per-CPU
+ * scratch slot could be overwritten by a program nested in softirq. */
+const volatile struct conn empty_conn = {};
+const volatile struct arrival empty_arrival = {};
 
 static __always_inline void count(__u32 slot)
 {
@@ -230,27 +221,31 @@ static __always_inline void emit_conn(__u32 type, struct conn *c, __u64 now)
 	submit(e);
 }
 
-/* A fresh entry for sk, built in scratch space and inserted. */
+/* A fresh entry for sk (replacing any left by a freed socket at the same
+ * address). */
 static __always_inline struct conn *new_conn(const struct sock *sk, __u64 key,
 					     int first_state, __u8 role, __u64 now)
 {
-	__u32 zero = 0;
-	struct conn *c = bpf_map_lookup_elem(&scratch, &zero);
+	struct tuple t = {};
+	struct conn *c;
 
+	read_tuple(sk, &t);
+	if (!port_wanted(&t))
+		return NULL;
+	if (bpf_map_update_elem(&conns, &key, (const void *)&empty_conn, BPF_ANY)) {
+		count(CNT_MAP_FULL);
+		return NULL;
+	}
+	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return NULL;
-	__builtin_memset(c, 0, sizeof(*c));
 	c->sk = key;
 	c->role = role;
 	c->per_conn = per_conn;
 	c->start_ns = now;
-	read_tuple(sk, &c->t);
-	if (!port_wanted(&c->t))
-		return NULL;
+	c->t = t;
 	push_state(c, first_state);
-	if (bpf_map_update_elem(&conns, &key, c, BPF_ANY))
-		count(CNT_MAP_FULL);
-	return bpf_map_lookup_elem(&conns, &key);
+	return c;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -821,7 +816,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 {
 	const __u32 *seq = (const __u32 *)skb->cb;	/* TCP_SKB_CB: seq, end_seq */
 	__u64 key = (__u64)sk;
-	__u32 linear = 0, total = 0, head = 0, zero = 0, n;
+	__u32 linear = 0, total = 0, head = 0, n;
 	struct tcp_sock *tp;
 	struct arrival *a;
 	struct conn *c;
@@ -869,13 +864,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	/* written in place: an LRU update would allocate a new element each time */
 	a = bpf_map_lookup_elem(&arrivals, &key);
 	if (!a) {
-		struct arrival *fresh = bpf_map_lookup_elem(&scratch_arrival, &zero);
-
-		if (!fresh)
-			return;
-		fresh->ts_ns = 0;
-		fresh->len = 0;
-		bpf_map_update_elem(&arrivals, &key, fresh, BPF_NOEXIST);
+		bpf_map_update_elem(&arrivals, &key, (const void *)&empty_arrival, BPF_NOEXIST);
 		a = bpf_map_lookup_elem(&arrivals, &key);
 		if (!a)
 			return;
