@@ -274,11 +274,17 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	}
 
 	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c) {
-		if (oldstate == TCP_ESTABLISHED)
-			count(CNT_UNTRACKED_CLOSE);
-		return 0;
+	if (!c && oldstate == TCP_ESTABLISHED) {
+		count(CNT_UNTRACKED_CLOSE);
+		/* Per connection, one evicted, or open since before katrace
+		 * started and never idle under tcp_probe, is adopted at its
+		 * close (its ports still read right then, unlike at an abort's
+		 * CLOSE): its resets then match. */
+		if (per_conn && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT))
+			c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
 	}
+	if (!c)
+		return 0;
 	push_state(c, newstate);
 
 	if (oldstate == TCP_SYN_SENT) {
@@ -802,6 +808,21 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/* Per connection, what a connection carries is told from the first bytes
+ * that arrive on it: a request makes this end the server, a status line the
+ * client. On one adopted mid-way the bytes may be inside a body: only a
+ * start line counts there. */
+static __always_inline void learn_proto(struct conn *c, __u32 head)
+{
+	if (http_start(head)) {
+		c->proto = PROTO_HTTP;
+		if (c->role == ROLE_UNKNOWN)
+			c->role = head == 0x50545448 /* "HTTP" */ ? ROLE_CLIENT : ROLE_SERVER;
+	} else if (c->start_ns) {
+		c->proto = PROTO_OTHER;
+	}
+}
+
 #define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
 /* A jiffy is at most 10 ms (HZ >= 100): data received within this many
  * jiffies arrived within MIN_IDLE_MS. */
@@ -839,27 +860,29 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	if (!first && (__u32)bpf_jiffies64() - tp->inet_conn.icsk_ack.lrcvtime < ACTIVE_JIFFIES)
 		return;
 	c = bpf_map_lookup_elem(&conns, &key);
+	/* per connection, one open since before katrace started is adopted
+	 * at its first segment after an idle spell (per request, its next
+	 * call adopts it) */
+	if (!c && per_conn)
+		c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
 	if (!c)
 		return;
-	if (first && c->proto == PROTO_UNKNOWN) {
-		payload = skb_payload(skb, &linear, &total);
-		if (!payload)
-			return;
-		if (linear < 4)
-			linear = 0;
-		c->proto = read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) == 4 &&
-			   http_start(head) ? PROTO_HTTP : PROTO_OTHER;
+	payload = skb_payload(skb, &linear, &total);
+	if (!payload || total < 4)
 		return;
-	}
-	if (c->proto != PROTO_HTTP || c->role != ROLE_SERVER)
+	/* a linear part too short for the method is read through the dynptr */
+	if (linear < 4)
+		linear = 0;
+	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4)
+		return;
+	if (per_conn && c->proto == PROTO_UNKNOWN)
+		learn_proto(c, head);
+	if (first || c->proto != PROTO_HTTP || c->role != ROLE_SERVER || !http_start(head))
 		return;
 	/* The race needs an idle connection: one that moved data in the last
 	 * 50 ms is not about to be closed by an idle timer. */
 	now = bpf_ktime_get_ns();
 	if (now - c->last_send_ns < ACTIVE_NS && now - c->last_recv_ns < ACTIVE_NS)
-		return;
-	payload = skb_payload(skb, &linear, &total);
-	if (!payload || total < 4)
 		return;
 	/* written in place: an LRU update would allocate a new element each time */
 	a = bpf_map_lookup_elem(&arrivals, &key);
@@ -869,11 +892,6 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 		if (!a)
 			return;
 	}
-	/* a linear part too short for the method is read through the dynptr */
-	if (linear < 4)
-		linear = 0;
-	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4 || !http_start(head))
-		return;
 	n = read_segment(skb, payload, linear, a->payload, total, mode);
 	if (!n)
 		return;

@@ -6,6 +6,7 @@ proxy-side lost requests counted but not named, non-HTTP told from the first
 segment."""
 import os
 import socket
+import time
 
 import lib
 import test_capture as capture
@@ -65,6 +66,36 @@ def test_client_side_lost_request_counted_unnamed():
     check(lost["role"] == "client" and lost["request"] is None, lost)
     check(150 < lost["close_to_request_ms"] < 260, lost)
     check(1050 < lost["idle_ms"] < 1150, lost)
+
+
+def test_connection_open_before_start_adopted():
+    """Opened before katrace started. One that idles and is closed with no
+    segment arriving is adopted at its close: its record has no lifetime,
+    and the request lost on it still matches its owner. One that receives a
+    request after idling is adopted then, and the request tells its role."""
+    with NodeServer(keepalive_ms=100) as srv:
+        quiet = socket.create_connection(("127.0.0.1", srv.port))
+        reused = socket.create_connection(("127.0.0.1", srv.port))
+        http_request(quiet, "/first")
+        http_request(reused, "/first")
+        ports = str(local_port(quiet)), str(local_port(reused))
+        with Katrace("--level", "conn", "-p", str(srv.pid)) as kt:
+            time.sleep(0.3)
+            http_request(reused, "/second")
+            wait_eof(quiet)	# Node closes it after 1.1 s idle
+            quiet.sendall(lost_paths.LOST_REQ)
+            time.sleep(0.1)
+            quiet.close()
+            wait_eof(reused)
+            lost = lost_paths.only_lost(kt)
+            closes = {r["raddr"].rsplit(":", 1)[1]: r for r in kt.records()}
+    check(lost["request"] == "POST /lost/7?…" and lost["pid"] == srv.pid, lost)
+    q = closes.get(ports[0])
+    check(q and q["closed_by"] == "local-fin" and q["lifetime_ms"] is None and
+          q["role"] == "unknown" and q["pid"] == srv.pid, closes)
+    r = closes.get(ports[1])
+    check(r and r["role"] == "server" and r["closed_by"] == "local-fin" and
+          abs(r["idle_ms"] - 1100) < 15, closes)
 
 
 def test_non_http_connections_not_analyzed():

@@ -16,7 +16,8 @@ struct http_state {
 	uint64_t last_request_ns;
 	uint64_t last_response_ns;
 	uint64_t max_reuse_gap_ns;	/* longest idle before a request on this connection */
-	uint64_t idle_since_ns;		/* not counted: when the last response went, as of the close */
+	uint64_t idle_since_ns;		/* not counted: when the last response (or any
+					   data, if not HTTP) went, as of the close */
 	char last_request[HTTP_MAX_PATH + 24];	/* "METHOD /path", "" if none */
 };
 

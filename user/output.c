@@ -117,7 +117,7 @@ uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
 {
 	uint64_t t;
 
-	if (h && !h->counted && conn_served(c, h))
+	if (h && !h->counted)
 		return h->idle_since_ns;
 	if (!h || !h->counted || !h->responses)
 		return conn_last_activity(c);

@@ -125,7 +125,7 @@ static void derive_http(const struct session *s, const struct conn *c, struct ht
 		 * the same jiffy stamps anew and may place them past the close. */
 		h->idle_since_ns = idle_since;
 		if (!idle_since && c->close_ns) {
-			idle_since = response_way_ns(c, h);
+			idle_since = conn_served(c, h) ? response_way_ns(c, h) : conn_last_activity(c);
 			h->idle_since_ns = idle_since < c->close_ns ? idle_since : c->close_ns;
 		}
 		return;
