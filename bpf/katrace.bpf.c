@@ -570,6 +570,9 @@ static __always_inline struct conn *data_conn(struct sock *sk)
 	return c;
 }
 
+/* The first four bytes of a status line, as a little-endian word. */
+#define HEAD_HTTP 0x50545448	/* "HTTP" */
+
 /* The start of an HTTP/1.x message: a request method or a status line. */
 static __always_inline bool http_start(__u32 head)
 {
@@ -583,7 +586,7 @@ static __always_inline bool http_start(__u32 head)
 	case 0x43544150:	/* "PATC" */
 	case 0x4e4e4f43:	/* "CONN" */
 	case 0x43415254:	/* "TRAC" */
-	case 0x50545448:	/* "HTTP" */
+	case HEAD_HTTP:
 		return true;
 	}
 	return false;
@@ -693,7 +696,7 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 	if (!start)
 		return;
 
-	if (head == 0x50545448) {	/* "HTTP": a status line */
+	if (head == HEAD_HTTP) {	/* a status line */
 		if (n < sizeof(first) || first[9] < '2' || first[9] > '5')
 			return;	/* 1xx: not the final response */
 		h->responses++;
@@ -817,7 +820,7 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
 	if (http_start(head)) {
 		c->proto = PROTO_HTTP;
 		if (c->role == ROLE_UNKNOWN)
-			c->role = head == 0x50545448 /* "HTTP" */ ? ROLE_CLIENT : ROLE_SERVER;
+			c->role = head == HEAD_HTTP ? ROLE_CLIENT : ROLE_SERVER;
 	} else if (c->start_ns) {
 		c->proto = PROTO_OTHER;
 	}
@@ -842,7 +845,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	struct arrival *a;
 	struct conn *c;
 	void *payload;
-	bool first;
+	bool first, learn;
 	__u64 now;
 
 	/* This runs for every segment, so it decides from what is hot in the
@@ -867,6 +870,11 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 		c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
 	if (!c)
 		return;
+	/* only the segment's bytes are left to read: not for a connection
+	 * they can tell nothing about */
+	learn = per_conn && c->proto == PROTO_UNKNOWN;
+	if (!learn && (c->proto != PROTO_HTTP || c->role != ROLE_SERVER))
+		return;
 	payload = skb_payload(skb, &linear, &total);
 	if (!payload || total < 4)
 		return;
@@ -875,7 +883,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 		linear = 0;
 	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4)
 		return;
-	if (per_conn && c->proto == PROTO_UNKNOWN)
+	if (learn)
 		learn_proto(c, head);
 	if (first || c->proto != PROTO_HTTP || c->role != ROLE_SERVER || !http_start(head))
 		return;

@@ -34,11 +34,11 @@ enum closed_by {
 	CLOSED_LOCAL_RST, CLOSED_PEER_RST,
 };
 
-/* What the kernel handed tcp_send_reset as its socket. */
 /* Names of enum sk_rst_reason user space keeps, by value (read from BTF). */
 #define MAX_RST_REASONS 64
 #define RST_REASON_LEN  40
 
+/* What the kernel handed tcp_send_reset as its socket. */
 enum rst_sock { RST_SK_NONE = 0, RST_SK_FULL = 1, RST_SK_TIMEWAIT = 2, RST_SK_REQUEST = 3 };
 
 enum data_dir { DIR_IN = 0, DIR_OUT = 1 };
