@@ -216,16 +216,16 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	}
 	read_reset_reasons(btf, t);
 	btf__free(btf);
-	if (o->per_conn)
-		;	/* no data programs: nothing to fall back from */
-	else if (!have_data && have_sys_exit)
+	/* per connection there are no data programs to fall back from */
+	if (!have_data && !o->per_conn) {
+		if (!have_sys_exit) {
+			fail_msg("this kernel has neither sock_send_length/sock_recv_length nor "
+				 "sys_exit: katrace cannot time data");
+			free(t);
+			return NULL;
+		}
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
 				"timing and HTTP from the send/recv syscall exits instead");
-	else if (!have_data) {
-		fail_msg("this kernel has neither sock_send_length/sock_recv_length nor sys_exit: "
-			 "katrace cannot time data");
-		free(t);
-		return NULL;
 	}
 
 	/* Try reading reset segments through skb dynptrs first; a kernel that
