@@ -11,12 +11,13 @@ struct session *session_new(uint32_t max_conns, double margin_ms)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
-	if (s && conntab_init(&s->conns, max_conns)) {
+	if (!s)
+		return NULL;
+	if (conntab_init(&s->conns, max_conns)) {
 		free(s);
 		return NULL;
 	}
-	if (s)
-		analyzer_init(&s->an, margin_ms);
+	analyzer_init(&s->an, margin_ms);
 	return s;
 }
 
@@ -369,19 +370,17 @@ int session_event(void *ctx, const void *data, size_t len)
 	if (h->ts_ns > s->last_ts_ns)
 		s->last_ts_ns = h->ts_ns;
 
-	if (h->type == EV_CLOSE || h->type == EV_DESTROY)
-		record_conn(s, data);
-	else if (h->type == EV_RESET)
-		record_reset(s, data);
-
 	switch (h->type) {
 	case EV_CLOSE:
+		record_conn(s, data);
 		on_close(s, data);
 		break;
 	case EV_DESTROY:
+		record_conn(s, data);
 		on_destroy(s, data);
 		break;
 	case EV_RESET:
+		record_reset(s, data);
 		on_reset(s, data);
 		break;
 	}
