@@ -34,6 +34,15 @@ static void header(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* "name{service="...",side="..."" : the caller closes the braces. */
+static void service_side(FILE *f, const char *name, const struct service *s, const char *side)
+{
+	fprintf(f, "%s{", name);
+	label(f, "service", s->name);
+	fputc(',', f);
+	label(f, "side", side);
+}
+
 static void histogram(FILE *f, const struct service *s, const char *side, const struct idle_stats *st)
 {
 	uint64_t cum = 0;
@@ -41,23 +50,15 @@ static void histogram(FILE *f, const struct service *s, const char *side, const 
 
 	for (b = 0; b <= N_IDLE_BUCKETS; b++) {
 		cum += st->hist[b];
-		fputs("katrace_idle_before_close_seconds_bucket{", f);
-		label(f, "service", s->name);
-		fputc(',', f);
-		label(f, "side", side);
+		service_side(f, "katrace_idle_before_close_seconds_bucket", s, side);
 		if (b < N_IDLE_BUCKETS)
 			fprintf(f, ",le=\"%g\"} %llu\n", idle_buckets[b], (unsigned long long)cum);
 		else
 			fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
 	}
-	fputs("katrace_idle_before_close_seconds_sum{", f);
-	label(f, "service", s->name);
-	fputc(',', f);
-	label(f, "side", side);
-	fprintf(f, "} %.6f\nkatrace_idle_before_close_seconds_count{", st->hist_sum_s);
-	label(f, "service", s->name);
-	fputc(',', f);
-	label(f, "side", side);
+	service_side(f, "katrace_idle_before_close_seconds_sum", s, side);
+	fprintf(f, "} %.6f\n", st->hist_sum_s);
+	service_side(f, "katrace_idle_before_close_seconds_count", s, side);
 	fprintf(f, "} %llu\n", (unsigned long long)cum);
 }
 
@@ -80,7 +81,6 @@ static void self_usage(double *cpu_s, long *rss_bytes)
 
 void metrics_render(FILE *f, const struct session *s, const struct metric_counts *n)
 {
-	static const char *const roles[] = { "unknown", "server", "client" };
 	const struct analyzer *a = &s->an;
 	enum verdict_kind kind[MAX_SERVICES];	/* one verdict per service and scrape */
 	struct verdict v;
@@ -90,10 +90,10 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 
 	header(f, "katrace_connections_closed_total", "counter",
 	       "TCP connections that ended, by role and by who closed first.");
-	for (r = 0; r < 3; r++)
+	for (r = ROLE_UNKNOWN; r <= ROLE_CLIENT; r++)
 		for (c = CLOSED_LOCAL_FIN; c <= CLOSED_PEER_RST; c++)
 			fprintf(f, "katrace_connections_closed_total{role=\"%s\",closed_by=\"%s\"} %llu\n",
-				roles[r], closed_by_name(c), (unsigned long long)s->closes[r][c]);
+				role_name(r), closed_by_name(c), (unsigned long long)s->closes[r][c]);
 
 	header(f, "katrace_idle_before_close_seconds", "histogram",
 	       "Idle time of HTTP keep-alive connections when one side closed them, per service and side.");
@@ -114,14 +114,12 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 		analyze_verdict(a, &a->svc[i], &v);
 		kind[i] = v.kind;
 		if (v.backend.found) {
-			fputs("katrace_idle_timeout_seconds{", f);
-			label(f, "service", a->svc[i].name);
-			fprintf(f, ",side=\"backend\"} %.4f\n", v.backend.value_ms / 1000);
+			service_side(f, "katrace_idle_timeout_seconds", &a->svc[i], "backend");
+			fprintf(f, "} %.4f\n", v.backend.value_ms / 1000);
 		}
 		if (v.peer.found) {
-			fputs("katrace_idle_timeout_seconds{", f);
-			label(f, "service", a->svc[i].name);
-			fprintf(f, ",side=\"peer\"} %.4f\n", v.peer.value_ms / 1000);
+			service_side(f, "katrace_idle_timeout_seconds", &a->svc[i], "peer");
+			fprintf(f, "} %.4f\n", v.peer.value_ms / 1000);
 		}
 	}
 	header(f, "katrace_timeout_mismatch", "gauge",
