@@ -609,20 +609,14 @@ static void print_result(const struct result *r)
 		else
 			printf("null,\"closed_with\":null");
 		printf(",\"server_comm\":");
-		if (r->server_comm[0])
-			json_string(stdout, r->server_comm);
-		else
-			fputs("null", stdout);
+		json_string_or_null(stdout, r->server_comm);
 		if (opt.repeat)
 			printf(",\"repeat\":{\"idle_s\":%.3f,\"answered\":%d,\"failed\":%d}",
 			       r->repeat_gap_s, r->repeat_ok, r->repeat_failed);
 		fputs(",\"message\":", stdout);
 		json_string(stdout, what);
 		fputs(",\"fix\":", stdout);
-		if (r->fix[0])
-			json_string(stdout, r->fix);
-		else
-			fputs("null", stdout);
+		json_string_or_null(stdout, r->fix);
 		if (!r->kernel && r->status != 2) {
 			fputs(",\"fallback\":", stdout);
 			json_string(stdout, r->fallback_why);

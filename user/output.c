@@ -67,6 +67,14 @@ void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+void json_string_or_null(FILE *f, const char *s)
+{
+	if (s && s[0])
+		json_string(f, s);
+	else
+		fputs("null", f);
+}
+
 double span_ms(uint64_t from_ns, uint64_t to_ns)
 {
 	if (!from_ns || !to_ns || to_ns < from_ns)
@@ -119,7 +127,7 @@ uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
 
 	if (h && !h->counted)
 		return h->idle_since_ns;
-	if (!h || !h->counted || !h->responses)
+	if (!h || !h->responses)
 		return conn_last_activity(c);
 	t = response_way_ns(c, h);
 	return t > h->last_response_ns ? t : h->last_response_ns;
@@ -206,10 +214,7 @@ void output_close(struct output *o, const struct conn *c, const struct http_stat
 			fputs("],\"requests\":null,\"last_request\":", o->f);
 		else
 			fprintf(o->f, "],\"requests\":%u,\"last_request\":", h ? h->requests : 0);
-		if (h && h->last_request[0])
-			json_string(o->f, h->last_request);
-		else
-			fputs("null", o->f);
+		json_string_or_null(o->f, h ? h->last_request : NULL);
 		if (h && h->last_status)
 			fprintf(o->f, ",\"last_status\":%d}\n", h->last_status);
 		else
@@ -257,20 +262,14 @@ void output_lost(struct output *o, const struct lost *l)
 		}
 		fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":",
 			laddr, raddr, l->side == LOST_AT_SERVER ? "server" : "client");
-		if (l->request[0])
-			json_string(o->f, l->request);
-		else
-			fputs("null", o->f);
+		json_string_or_null(o->f, l->request);
 		if (known_close)
 			fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
 		else
 			fputs(",\"close_to_request_ms\":null", o->f);
 		json_ms(o->f, "idle_ms", l->idle_ms);
 		fputs(",\"reset_reason\":", o->f);
-		if (l->reason)
-			json_string(o->f, l->reason);
-		else
-			fputs("null", o->f);
+		json_string_or_null(o->f, l->reason);
 		fputs("}\n", o->f);
 		fflush(o->f);
 		return;
@@ -368,15 +367,9 @@ void output_summary(struct output *o, const struct analyzer *a, const struct run
 			fprintf(o->f, "%s{\"service\":", i ? "," : "");
 			json_string(o->f, s->name);
 			fprintf(o->f, ",\"traced\":\"%s\",\"backend_comm\":", s->local ? "backend" : "proxy");
-			if (s->backend_comm[0])
-				json_string(o->f, s->backend_comm);
-			else
-				fputs("null", o->f);
+			json_string_or_null(o->f, s->backend_comm);
 			fputs(",\"peer_comm\":", o->f);
-			if (s->peer_comm[0])
-				json_string(o->f, s->peer_comm);
-			else
-				fputs("null", o->f);
+			json_string_or_null(o->f, s->peer_comm);
 			fprintf(o->f, ",\"connections\":%llu,", (unsigned long long)s->conns);
 			idle_line(o->f, "backend_idle", &s->backend, &v.backend, &v.backend_pct, true);
 			fputc(',', o->f);
@@ -390,10 +383,7 @@ void output_summary(struct output *o, const struct analyzer *a, const struct run
 			fprintf(o->f, "],\"verdict\":\"%s\",\"why\":", verdict_name(v.kind));
 			json_string(o->f, v.why);
 			fputs(",\"fix\":", o->f);
-			if (v.fix[0])
-				json_string(o->f, v.fix);
-			else
-				fputs("null", o->f);
+			json_string_or_null(o->f, v.fix);
 			fputc('}', o->f);
 		}
 		fputs("]}\n", o->f);

@@ -22,6 +22,8 @@ const char *role_name(int role);
 void format_endpoint(const struct tuple *t, bool local, char *buf, size_t len);
 /* Writes s as a JSON string, quotes included. */
 void json_string(FILE *f, const char *s);
+/* The same, or null when s is NULL or empty. */
+void json_string_or_null(FILE *f, const char *s);
 
 /* ms between two monotonic stamps, or a negative value when unknown. */
 double span_ms(uint64_t from_ns, uint64_t to_ns);
