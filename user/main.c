@@ -294,6 +294,16 @@ static bool targets_alive(void)
 	return alive > 0;
 }
 
+/* The run's totals, on stderr, the same live and replayed. */
+static void print_totals(const struct session *s, uint64_t events, uint64_t dropped,
+			 uint64_t not_tracked)
+{
+	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), "
+		"%llu not tracked (table full)\n", (unsigned long long)events,
+		(unsigned long long)s->lost_requests, (unsigned long long)dropped,
+		(unsigned long long)not_tracked);
+}
+
 /* What the live run knew before its first event: the clock, the filter,
  * the reset-reason names of the kernel it ran on. */
 static void apply_header(void *ctx, const struct capture_header *h)
@@ -323,9 +333,7 @@ static int report(struct session *s)
 	session_finish(s);
 	s->events = end.events;
 	session_summary(s, end.dropped, end.not_tracked);
-	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
-		(unsigned long long)end.events, (unsigned long long)s->lost_requests,
-		(unsigned long long)end.dropped, (unsigned long long)end.not_tracked);
+	print_totals(s, end.events, end.dropped, end.not_tracked);
 	return 0;
 }
 
@@ -337,6 +345,7 @@ int main(int argc, char **argv)
 	struct session *s;
 	struct tracer *t;
 	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0, last_metrics = 0;
+	uint64_t not_tracked;
 	int err, metrics_fd = -1;
 
 	if (argc > 1 && !strcmp(argv[1], "check"))
@@ -473,21 +482,19 @@ int main(int argc, char **argv)
 	tracer_poll(t, 0);
 	session_finish(s);
 	drops_seen = tracer_counter(t, CNT_RB_DROPS);
-	session_summary(s, drops_seen, tracer_counter(t, CNT_MAP_FULL));
+	not_tracked = tracer_counter(t, CNT_MAP_FULL);
+	session_summary(s, drops_seen, not_tracked);
 	err = 0;
 	if (s->cap) {
 		struct capture_end end = {
 			.h.type = EV_CAPTURE_END, .h.ts_ns = s->last_ts_ns, .events = s->events,
-			.dropped = drops_seen, .not_tracked = tracer_counter(t, CNT_MAP_FULL),
+			.dropped = drops_seen, .not_tracked = not_tracked,
 		};
 
 		err = capture_close(s->cap, &end) ? 1 : 0;
 		s->cap = NULL;
 	}
-	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), %llu not tracked (table full)\n",
-		(unsigned long long)s->events, (unsigned long long)s->lost_requests,
-		(unsigned long long)drops_seen,
-		(unsigned long long)tracer_counter(t, CNT_MAP_FULL));
+	print_totals(s, s->events, drops_seen, not_tracked);
 	if (env.metrics_file) {
 		struct metric_counts mc;
 
