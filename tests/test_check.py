@@ -112,6 +112,8 @@ def test_junit_report():
 
 def test_bad_arguments():
     for args in (["--lb", "aws-alb"], ["--target", "x:1"], ["--target", "h:1", "--lb", "nope"],
-                 ["--target", "h:1", "--lb-idle-timeout", "abc"]):
+                 ["--target", "h:1", "--lb-idle-timeout", "abc"],
+                 ["--target", "h:http", "--lb", "aws-alb"],
+                 ["--target", "h:1", "--lb", "aws-alb", "--repeat", "3x"]):
         p = run_check(*args)
         check(p.returncode != 0 and p.stderr.strip(), (args, p.stderr))

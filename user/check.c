@@ -21,16 +21,20 @@
 #include <time.h>
 #include <unistd.h>
 #include "advice.h"
+#include "args.h"
 #include "check.h"
 #include "loader.h"
 #include "session.h"
 
 #define CLOSED_AFTER_RESPONSE_MS 50.0	/* sooner than this: no keep-alive at all */
 #define MAX_REPEAT 64
+#define STR(x) STR_(x)
+#define STR_(x) #x
 
 static struct {
 	const char *target;
 	char host[256], port_s[8];
+	uint16_t port;
 	double lb_s, margin_s;
 	const char *lb_name;
 	const char *path, *method, *spawn, *junit;
@@ -93,6 +97,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 			opt.host[strlen(opt.host) - 1] = 0;
 		}
 		snprintf(opt.port_s, sizeof(opt.port_s), "%s", colon + 1);
+		opt.port = parse_num(opt.port_s, 1, 65535, "--target port", st);
 		break;
 	case OPT_LB_IDLE:
 		opt.lb_s = parse_duration(arg);
@@ -120,9 +125,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		opt.method = arg;
 		break;
 	case OPT_REPEAT:
-		opt.repeat = atoi(arg);
-		if (opt.repeat < 0 || opt.repeat > MAX_REPEAT)
-			argp_error(st, "--repeat takes 0 to %d", MAX_REPEAT);
+		opt.repeat = parse_num(arg, 0, MAX_REPEAT, "--repeat (0 to " STR(MAX_REPEAT) ")", st);
 		break;
 	case OPT_SPAWN:
 		opt.spawn = arg;
@@ -442,7 +445,7 @@ static int send_repeats(struct result *r, const int *fds, int n, useconds_t paus
 
 static int run_check(struct result *r)
 {
-	struct tracer_opts topts = { .port = atoi(opt.port_s), .max_conns = 4096, .quiet = true };
+	struct tracer_opts topts = { .port = opt.port, .max_conns = 4096, .quiet = true };
 	int repeat_fd[MAX_REPEAT], nrep = 0, fd, i;
 	double t_resp, t_close = 0, deadline, t_repeat;
 	struct session *s = session_new(4096, opt.margin_s * 1000);

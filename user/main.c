@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include "args.h"
 #include "capture.h"
 #include "check.h"
 #include "loader.h"
@@ -85,18 +86,6 @@ static const struct argp_option opts[] = {
 	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and every reset seen", 0 },
 	{},
 };
-
-static long parse_num(const char *arg, long min, long max, const char *what, struct argp_state *st)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || end == arg || *end || v < min || v > max)
-		argp_error(st, "invalid %s: '%s'", what, arg);
-	return v;
-}
 
 /* -p names a process; a thread id stands for its whole process. */
 static pid_t resolve_tgid(pid_t pid)
