@@ -1,65 +1,80 @@
 # katrace: build, test, demo, bench. Generated files live in build/.
+#   make          build ./katrace (says which Debian build packages are missing)
+#   make deps     install, as root, everything the tests, demo and bench need
+#   make test | demo | bench   install what is missing, then run
 CLANG   ?= clang
 CC      ?= cc
 BPFTOOL ?= bpftool
 ARCH    := $(shell uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
 BUILD   := build
 CFLAGS  ?= -O2 -g -Wall -Wextra -Wno-unused-parameter
-CPPFLAGS += -Iuser -Ibpf -I$(BUILD)
+CPPFLAGS += -Iuser -Ibpf -I$(BUILD) -MMD -MP
+BPF_CFLAGS := -g -O2 -Wall -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -MMD -MP
 LDLIBS  := -lbpf -lelf -lz -lm
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 USER_SRC := $(wildcard user/*.c)
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
 # The pure logic, no BPF: what unit tests and fuzzers link.
-LOGIC    := http conntab output analyze advice capture session
-LOGIC_OBJ := $(LOGIC:%=$(BUILD)/%.o)
+LOGIC    := http conn conntab output analyze advice capture session
+BUILD_OK := $(BUILD)/.build-deps-ok
 DEPS_OK  := $(BUILD)/.deps-ok
 
+.DELETE_ON_ERROR:
+.SECONDARY:
 .PHONY: all deps test unit demo bench clean fuzz fuzz-regressions
 all: katrace
 
-# Missing packages are installed once; the stamp keeps later builds quiet.
+# The build packages are checked, not installed: a packager or a non-root
+# developer builds with what they have; make deps installs the rest.
+$(BUILD_OK): tools/install-deps.sh
+	@mkdir -p $(BUILD)
+	@./tools/install-deps.sh --check build
+	@touch $@
 $(DEPS_OK): tools/install-deps.sh
 	@mkdir -p $(BUILD)
 	./tools/install-deps.sh
-	@touch $@
+	@touch $@ $(BUILD_OK)
 deps: $(DEPS_OK)
 
-$(BUILD)/vmlinux.h: | $(DEPS_OK)
-	@mkdir -p $(BUILD)
-	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+$(BUILD)/vmlinux.h: | $(BUILD_OK)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(BUILD)/katrace.bpf.o: bpf/katrace.bpf.c bpf/katrace.h $(BUILD)/vmlinux.h
-	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -c $< -o $@
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(BUILD)/katrace.skel.h: $(BUILD)/katrace.bpf.o
-	$(BPFTOOL) gen skeleton $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
-$(BUILD)/%.o: user/%.c $(wildcard user/*.h) bpf/katrace.h | $(DEPS_OK)
+$(BUILD)/%.o: user/%.c | $(BUILD_OK)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/loader.o: $(BUILD)/katrace.skel.h
+$(BUILD)/loader.o: $(BUILD)/katrace.skel.h $(BUILD)/features.skel.h
 
 katrace: $(USER_OBJ)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# Unit tests: pure logic, no root, no BPF.
+# Unit tests: pure logic, no root, no BPF, under ASan and UBSan.
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
-$(BUILD)/unit/%: tests/unit/%.c $(LOGIC_OBJ)
+UNIT_LOGIC := $(LOGIC:%=$(BUILD)/unit/%.o)
+$(BUILD)/unit/%.o: user/%.c | $(BUILD_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) -c $< -o $@
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_LOGIC)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SANITIZE) $^ -lz -lm -o $@
 unit: $(UNIT_BIN)
 
 # Fuzzing (libFuzzer, clang): FUZZ_SECONDS per target. What it finds goes
 # into tests/fuzz/regressions/TARGET/, which make test replays under ASan.
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(LOGIC:%=user/%.c)
-FUZZ_FLAGS := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Iuser -Ibpf
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) bpf/katrace.h $(wildcard user/*.h) | $(DEPS_OK)
+FUZZ_FLAGS := -g -O1 $(SANITIZE) -Iuser -Ibpf
+FUZZ_HDRS := $(wildcard user/*.h bpf/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(FUZZ_HDRS) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_SRC) -lz -lm -o $@
-$(BUILD)/fuzz/regress_%: tests/fuzz/%.c tests/fuzz/driver.c $(FUZZ_SRC) bpf/katrace.h $(wildcard user/*.h) | $(DEPS_OK)
+$(BUILD)/fuzz/regress_%: tests/fuzz/%.c tests/fuzz/driver.c $(FUZZ_SRC) $(FUZZ_HDRS) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) $< tests/fuzz/driver.c $(FUZZ_SRC) -lz -lm -o $@
 fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_capture
@@ -72,21 +87,21 @@ fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_capture
 	done
 fuzz-regressions: $(BUILD)/fuzz/regress_fuzz_http $(BUILD)/fuzz/regress_fuzz_capture
 
-test: katrace unit fuzz-regressions
+test: $(DEPS_OK) katrace unit fuzz-regressions
 	python3 tests/run.py
 
-demo: katrace
+demo: $(DEPS_OK) katrace
 	./tools/racelab --demo --min-502 3
 
 $(BUILD)/floor.bpf.o: tools/bench/floor.bpf.c $(BUILD)/vmlinux.h
-	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -c $< -o $@
-$(BUILD)/floor.skel.h: $(BUILD)/floor.bpf.o
-	$(BPFTOOL) gen skeleton $< name floor_bpf > $@.tmp && mv $@.tmp $@
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 $(BUILD)/katrace-floor: tools/bench/floor.c $(BUILD)/floor.skel.h
 	$(CC) $(CFLAGS) -I$(BUILD) $< $(LDLIBS) -o $@
 
-bench: katrace $(BUILD)/katrace-floor
+bench: $(DEPS_OK) katrace $(BUILD)/katrace-floor
 	./tools/bench/run
 
 clean:
 	rm -rf $(BUILD) katrace
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)

@@ -13,16 +13,13 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "katrace.h"
+#include "core_fixes.bpf.h"
 
 #define AF_INET  2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define MSG_PEEK 2
 
-/* Reads an skb's bytes wherever they are, page fragments included (tp_btf
- * may use it from Linux 6.14 on; the loader falls back when refused). */
-extern int bpf_dynptr_from_skb(struct __sk_buff *skb, __u64 flags,
-			       struct bpf_dynptr *ptr__uninit) __ksym __weak;
 
 enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 
@@ -30,9 +27,10 @@ enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
 const volatile bool filter_pid = false;	/* only tgids in target_tgids */
 const volatile __u64 filter_cgroup = 0;	/* cgroup v2 id, 0 = any */
-/* Per-connection mode (the sidecar's): no program runs per send or receive
- * call, so when data last moved comes from the socket's jiffies stamps. */
-const volatile bool per_conn = false;
+/* enum level. LEVEL_CONN (the sidecar's): no program runs per send or
+ * receive call, so when data last moved comes from the socket's jiffies
+ * stamps. */
+const volatile __u8 trace_level = LEVEL_REQUEST;
 const volatile __u64 ns_per_jiffy = 0;
 
 #define MAX_CGROUP_DEPTH 16
@@ -90,7 +88,7 @@ static __always_inline void *reserve(__u64 size)
 	void *e = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!e)
-		count(CNT_RB_DROPS);
+		count(CNT_DROPPED);
 	return e;
 }
 
@@ -183,8 +181,8 @@ static __always_inline void push_state(struct conn *c, int state)
 	}
 }
 
-/* What the socket itself knows at an event: bytes moved and, in
- * per-connection mode, when data last went each way. lsndtime and lrcvtime
+/* What the socket itself knows at an event: bytes moved and,
+ * at the conn level, when data last went each way. lsndtime and lrcvtime
  * are the kernel's own (it restarts cwnd after idle and paces delayed ACKs
  * by them): the last data segment sent and received, to a jiffy. */
 static __always_inline void fill_from_socket(struct conn *c, const struct sock *sk, __u64 now)
@@ -194,7 +192,7 @@ static __always_inline void fill_from_socket(struct conn *c, const struct sock *
 
 	c->bytes_in = BPF_CORE_READ(tp, bytes_received);
 	c->bytes_out = BPF_CORE_READ(tp, bytes_acked);
-	if (!per_conn)
+	if (trace_level != LEVEL_CONN)
 		return;
 	jnow = bpf_jiffies64();
 	if (BPF_CORE_READ(tp, data_segs_out))
@@ -233,7 +231,7 @@ static __always_inline struct conn *new_conn(const struct sock *sk, __u64 key,
 	if (!port_wanted(&t))
 		return NULL;
 	if (bpf_map_update_elem(&conns, &key, (const void *)&empty_conn, BPF_ANY)) {
-		count(CNT_MAP_FULL);
+		count(CNT_TABLE_FULL);
 		return NULL;
 	}
 	c = bpf_map_lookup_elem(&conns, &key);
@@ -241,66 +239,72 @@ static __always_inline struct conn *new_conn(const struct sock *sk, __u64 key,
 		return NULL;
 	c->sk = key;
 	c->role = role;
-	c->per_conn = per_conn;
+	c->level = trace_level;
 	c->start_ns = now;
 	c->t = t;
 	push_state(c, first_state);
 	return c;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
+/* A connection starting: connect() (SYN_SENT, in process context, so the
+ * owner is known from the start), or the child of a listener reaching
+ * ESTABLISHED (in softirq; the pointer may belong to a socket freed moments
+ * ago: start afresh). False for any other transition. */
+static __always_inline bool conn_opened(const struct sock *sk, __u64 key, int oldstate,
+					int newstate, __u64 now)
 {
-	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
 	struct conn *c;
 
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
-		return 0;
-
-	/* connect(): process context, so the owner is known from the start */
 	if (newstate == TCP_SYN_SENT) {
 		c = new_conn(sk, key, TCP_SYN_SENT, ROLE_CLIENT, now);
 		if (c)
 			set_owner(c);
-		return 0;
+		return true;
 	}
-	/* The child of a listener: SYN_RECV -> ESTABLISHED, in softirq. The
-	 * pointer may belong to a socket freed moments ago: start afresh. */
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		c = new_conn(sk, key, TCP_SYN_RECV, ROLE_SERVER, now);
 		if (c)
 			push_state(c, TCP_ESTABLISHED);
-		return 0;
+		return true;
 	}
+	return false;
+}
 
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c && oldstate == TCP_ESTABLISHED) {
-		count(CNT_UNTRACKED_CLOSE);
-		/* Per connection, one evicted, or open since before katrace
-		 * started and never idle under tcp_probe, is adopted at its
-		 * close (its ports still read right then, unlike at an abort's
-		 * CLOSE): its resets then match. */
-		if (per_conn && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT))
-			c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
+/* The entry of a connection changing state, if it has one. At the conn
+ * level, one evicted, or open since before katrace started and never idle
+ * under tcp_probe, is adopted at its close (its ports still read right
+ * then, unlike at an abort's CLOSE): its resets then match. */
+static __always_inline struct conn *conn_of(const struct sock *sk, __u64 key, int oldstate,
+					    int newstate)
+{
+	struct conn *c = bpf_map_lookup_elem(&conns, &key);
+
+	if (c || oldstate != TCP_ESTABLISHED)
+		return c;
+	count(CNT_UNTRACKED_CLOSE);
+	if (trace_level == LEVEL_CONN && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT))
+		c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
+	return c;
+}
+
+/* A connect() that ended: established (the route picked the source
+ * address), or refused or timed out. */
+static __always_inline void connect_done(struct conn *c, const struct sock *sk, __u64 key,
+					 int newstate, __u64 now)
+{
+	if (newstate == TCP_ESTABLISHED) {
+		c->start_ns = now;
+		read_tuple(sk, &c->t);
+	} else {
+		bpf_map_delete_elem(&conns, &key);
 	}
-	if (!c)
-		return 0;
-	push_state(c, newstate);
+}
 
-	if (oldstate == TCP_SYN_SENT) {
-		if (newstate == TCP_ESTABLISHED) {
-			c->start_ns = now;
-			read_tuple(sk, &c->t);	/* the route picked the source address */
-		} else {
-			bpf_map_delete_elem(&conns, &key);	/* refused or timed out */
-		}
-		return 0;
-	}
-	if (sk->sk_lock.owned)
-		set_owner(c);
-	if (oldstate != TCP_ESTABLISHED || c->closed_by != CLOSED_NONE)
-		return 0;
-
+/* The first transition out of ESTABLISHED says who closed: sent with the
+ * socket's own stamps as an EV_CLOSE. */
+static __always_inline void conn_closing(struct conn *c, const struct sock *sk, int newstate,
+					 __u64 now)
+{
 	switch (newstate) {
 	case TCP_FIN_WAIT1:
 		c->closed_by = CLOSED_LOCAL_FIN;
@@ -314,11 +318,35 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		c->closed_by = CLOSED_LOCAL_RST;
 		break;
 	default:
-		return 0;
+		return;
 	}
 	c->close_ns = now;
 	fill_from_socket(c, sk, now);
 	emit_conn(EV_CLOSE, c, now);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	__u64 key = (__u64)sk, now = bpf_ktime_get_ns();
+	struct conn *c;
+
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (conn_opened(sk, key, oldstate, newstate, now))
+		return 0;
+	c = conn_of(sk, key, oldstate, newstate);
+	if (!c)
+		return 0;
+	push_state(c, newstate);
+	if (oldstate == TCP_SYN_SENT) {
+		connect_done(c, sk, key, newstate, now);
+		return 0;
+	}
+	if (sk->sk_lock.owned)
+		set_owner(c);
+	if (oldstate == TCP_ESTABLISHED && c->closed_by == CLOSED_NONE)
+		conn_closing(c, sk, newstate, now);
 	return 0;
 }
 
@@ -425,29 +453,76 @@ static __always_inline __u32 read_segment(const struct sk_buff *skb, void *paylo
 	return want;
 }
 
+/* What the kernel handed tcp_send_reset or tcp_receive_reset as the socket. */
+static __always_inline __u8 sk_kind_of(const struct sock *sk)
+{
+	int state;
+
+	if (!sk)
+		return SK_KIND_NONE;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	return state == TCP_TIME_WAIT ? SK_KIND_TIMEWAIT :
+	       state == TCP_NEW_SYN_RECV ? SK_KIND_REQUEST : SK_KIND_FULL;
+}
+
+/* The peer's RST closes a connection no FIN closed: the state change to
+ * CLOSE follows this tracepoint, so the close is marked and sent here. */
+static __always_inline void close_on_peer_reset(struct conn *c, const struct sock *sk, __u64 now)
+{
+	c->closed_by = CLOSED_PEER_RST;
+	c->close_ns = now;
+	fill_from_socket(c, sk, now);
+	emit_conn(EV_CLOSE, c, now);
+}
+
+/* The segment that provoked a sent reset: on a closing backend, the
+ * request that was lost. */
+static __always_inline void fill_reset_segment(struct reset_event *e, const struct sk_buff *skb,
+					       enum payload_mode mode)
+{
+	__u32 linear = 0, total = 0;
+	void *payload = skb_payload(skb, &linear, &total);
+
+	e->seg_len = total;
+	if (!payload || !total)
+		return;
+	e->payload_len = read_segment(skb, payload, linear, e->payload, total, mode);
+	if (e->payload_len) {
+		e->payload_src = SRC_SEGMENT;
+	} else if (!linear && mode != PAYLOAD_DYNPTR) {
+		e->payload_src = SRC_NONLINEAR;
+		count(CNT_UNREADABLE_RESET);
+	}
+}
+
+/* An abort with no segment (close() with data unread): the request that
+ * arrived after the last one the application read, if it is still unread
+ * (the application's reads stopped short of its first byte). */
+static __always_inline void fill_reset_arrival(struct reset_event *e, const struct sock *sk,
+					       __u64 key)
+{
+	struct arrival *a = bpf_map_lookup_elem(&arrivals, &key);
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	if (a && a->ts_ns && (__s32)(a->seq - BPF_CORE_READ(tp, copied_seq)) >= 0) {
+		e->payload_len = read_kernel_bytes(e->payload, a->payload, a->len);
+		e->payload_src = SRC_ARRIVED;
+		e->arrived_ns = a->ts_ns;
+	}
+}
+
 static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb,
 				       int reason, bool sent, __u64 now, enum payload_mode mode)
 {
+	__u8 kind = sk_kind_of(sk);
 	struct reset_event *e;
 	struct conn *c = NULL;
 	__u64 key = (__u64)sk;
-	__u8 kind = RST_SK_NONE;
 
-	if (sk) {
-		int state = BPF_CORE_READ(sk, __sk_common.skc_state);
-
-		kind = state == TCP_TIME_WAIT ? RST_SK_TIMEWAIT :
-		       state == TCP_NEW_SYN_RECV ? RST_SK_REQUEST : RST_SK_FULL;
-	}
-	if (kind == RST_SK_FULL) {
+	if (kind == SK_KIND_FULL) {
 		c = bpf_map_lookup_elem(&conns, &key);
-		if (c && c->closed_by == CLOSED_NONE && !sent) {
-			/* the state change to CLOSE follows this tracepoint */
-			c->closed_by = CLOSED_PEER_RST;
-			c->close_ns = now;
-			fill_from_socket(c, sk, now);
-			emit_conn(EV_CLOSE, c, now);
-		}
+		if (c && c->closed_by == CLOSED_NONE && !sent)
+			close_on_peer_reset(c, sk, now);
 		if (c && !wanted(c))
 			return;
 	}
@@ -464,6 +539,7 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 	e = reserve(sizeof(*e));
 	if (!e)
 		return;
+	__builtin_memset(e, 0, offsetof(struct reset_event, payload));
 	e->h.type = EV_RESET;
 	e->h.cpu = bpf_get_smp_processor_id();
 	e->h.ts_ns = now;
@@ -471,13 +547,6 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 	e->reason = reason;
 	e->sent = sent;
 	e->sk_kind = kind;
-	e->payload_len = 0;
-	e->payload_src = SRC_NONE;
-	e->seg_len = 0;
-	e->arrived_ns = 0;
-	e->tgid = 0;
-	e->comm[0] = 0;
-	__builtin_memset(&e->t, 0, sizeof(e->t));
 	if (c) {
 		e->t = c->t;	/* ports read now may already be released */
 		e->tgid = c->tgid;
@@ -487,36 +556,10 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 	} else if (sk) {
 		read_tuple(sk, &e->t);
 	}
-
-	if (sent && skb) {
-		/* The segment that provoked the reset: on a closing backend, the
-		 * request that was lost. */
-		__u32 linear = 0, total = 0;
-		void *payload = skb_payload(skb, &linear, &total);
-
-		e->seg_len = total;
-		if (payload && total) {
-			e->payload_len = read_segment(skb, payload, linear, e->payload, total, mode);
-			if (e->payload_len) {
-				e->payload_src = SRC_SEGMENT;
-			} else if (!linear && mode != PAYLOAD_DYNPTR) {
-				e->payload_src = SRC_NONLINEAR;
-				count(CNT_SKB_NONLINEAR);
-			}
-		}
-	} else if (sent && c && c->proto == PROTO_HTTP) {
-		/* An abort with no segment (close() with data unread): name the
-		 * request that arrived after the last one the application read. */
-		struct arrival *a = bpf_map_lookup_elem(&arrivals, &key);
-		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-
-		/* unread: the application's reads stopped short of its first byte */
-		if (a && a->ts_ns && (__s32)(a->seq - BPF_CORE_READ(tp, copied_seq)) >= 0) {
-			e->payload_len = read_kernel_bytes(e->payload, a->payload, a->len);
-			e->payload_src = SRC_ARRIVED;
-			e->arrived_ns = a->ts_ns;
-		}
-	}
+	if (sent && skb)
+		fill_reset_segment(e, skb, mode);
+	else if (sent && c && c->proto == PROTO_HTTP)
+		fill_reset_arrival(e, sk, key);
 	submit(e);
 }
 
@@ -570,22 +613,13 @@ static __always_inline struct conn *data_conn(struct sock *sk)
 	return c;
 }
 
-/* The first four bytes of a status line, as a little-endian word. */
-#define HEAD_HTTP 0x50545448	/* "HTTP" */
+#define METHOD_CASE(name, word) case word:
 
 /* The start of an HTTP/1.x message: a request method or a status line. */
 static __always_inline bool http_start(__u32 head)
 {
 	switch (head) {
-	case 0x20544547:	/* "GET " */
-	case 0x54534f50:	/* "POST" */
-	case 0x20545550:	/* "PUT " */
-	case 0x44414548:	/* "HEAD" */
-	case 0x454c4544:	/* "DELE" */
-	case 0x4954504f:	/* "OPTI" */
-	case 0x43544150:	/* "PATC" */
-	case 0x4e4e4f43:	/* "CONN" */
-	case 0x43415254:	/* "TRAC" */
+	HTTP_METHODS(METHOD_CASE)
 	case HEAD_HTTP:
 		return true;
 	}
@@ -640,6 +674,54 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
 	return iov.iov_base;
 }
 
+/* The rest of a request line written a piece at a time, appended to the
+ * start the previous call kept. */
+static __always_inline void account_continued(struct http_acct *h, __u8 dir, __u8 bit,
+					      __u32 n, const void *buf)
+{
+	__u64 off = h->req_len, m = n;
+
+	if (off >= SPLIT_LINE_MAX || dir != h->req_dir)
+		return;
+	if (m > MAX_PAYLOAD - 32)
+		m = MAX_PAYLOAD - 32;
+	barrier_var(m);
+	/* off < SPLIT_LINE_MAX <= 32: the mask shows the verifier the bound */
+	if (!bpf_probe_read_user(h->last_req + (off & 31), m, buf))
+		h->req_len = off + m;
+	if (off + m < SPLIT_LINE_MAX)
+		h->partial |= bit;
+}
+
+/* A status line: a final (non-1xx) response. */
+static __always_inline void account_response(struct http_acct *h, const __u8 *first, __u32 n,
+					     __u64 now)
+{
+	if (n < 12 || first[9] < '2' || first[9] > '5')
+		return;
+	h->responses++;
+	h->last_status = (first[9] - '0') * 100 + (first[10] - '0') * 10 + (first[11] - '0');
+	h->last_response_ns = now;
+}
+
+/* A call that starts a request: its first bytes are kept for user space
+ * to read the request line from. */
+static __always_inline void account_request(struct http_acct *h, __u8 dir, __u8 bit, __u32 n,
+					    __u32 moved, const void *buf, __u64 now)
+{
+	if (h->responses && h->last_response_ns && now - h->last_response_ns > h->max_reuse_gap_ns)
+		h->max_reuse_gap_ns = now - h->last_response_ns;
+	h->requests++;
+	h->req_dir = dir;
+	h->last_request_ns = now;
+	n = payload_size(n);
+	if (bpf_probe_read_user(h->last_req, n, buf))
+		n = 0;
+	h->req_len = n;
+	if (moved < SPLIT_LINE_MAX)
+		h->partial |= bit;
+}
+
 /* Account for the HTTP/1.x message this call starts, in the connection's
  * entry: no event per message. Other calls, and other protocols, cost one
  * 4-byte read. */
@@ -676,45 +758,12 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 	if (start)
 		c->proto = PROTO_HTTP;
 	h->partial &= ~bit;
-
-	if (cont && !start) {
-		/* the rest of a request line written a piece at a time */
-		__u64 off = h->req_len, m = n;
-
-		if (off < SPLIT_LINE_MAX && dir == h->req_dir) {
-			if (m > MAX_PAYLOAD - 32)
-				m = MAX_PAYLOAD - 32;
-			barrier_var(m);
-			/* off < SPLIT_LINE_MAX <= 32: the mask shows the verifier the bound */
-			if (!bpf_probe_read_user(h->last_req + (off & 31), m, buf))
-				h->req_len = off + m;
-			if (off + m < SPLIT_LINE_MAX)
-				h->partial |= bit;
-		}
-		return;
-	}
-	if (!start)
-		return;
-
-	if (head == HEAD_HTTP) {	/* a status line */
-		if (n < sizeof(first) || first[9] < '2' || first[9] > '5')
-			return;	/* 1xx: not the final response */
-		h->responses++;
-		h->last_status = (first[9] - '0') * 100 + (first[10] - '0') * 10 + (first[11] - '0');
-		h->last_response_ns = now;
-		return;
-	}
-	if (h->responses && h->last_response_ns && now - h->last_response_ns > h->max_reuse_gap_ns)
-		h->max_reuse_gap_ns = now - h->last_response_ns;
-	h->requests++;
-	h->req_dir = dir;
-	h->last_request_ns = now;
-	n = payload_size(n);
-	if (bpf_probe_read_user(h->last_req, n, buf))
-		n = 0;
-	h->req_len = n;
-	if (moved < SPLIT_LINE_MAX)
-		h->partial |= bit;
+	if (cont && !start)
+		account_continued(h, dir, bit, n, buf);
+	else if (start && head == HEAD_HTTP)
+		account_response(h, first, n, now);
+	else if (start)
+		account_request(h, dir, bit, n, moved, buf, now);
 }
 
 /* A send or receive call that moved data, in the caller's context, at
@@ -811,7 +860,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* Per connection, what a connection carries is told from the first bytes
+/* At the conn level, what a connection carries is told from the first bytes
  * that arrive on it: a request makes this end the server, a status line the
  * client. On one adopted mid-way the bytes may be inside a body: only a
  * start line counts there. */
@@ -831,65 +880,18 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
  * jiffies arrived within MIN_IDLE_MS. */
 #define ACTIVE_JIFFIES (MIN_IDLE_MS / 10)
 
-/* A segment arriving on an established socket (softirq). Keep the start of
- * each request as it arrives: if the application closes the socket without
- * reading it, the kernel frees the queue before it sends the RST, and this
- * is all that is left of the request lost to the race. */
-static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb,
-					  enum payload_mode mode)
+/* A request arriving on an idle HTTP connection of a server: its start is
+ * kept, at its sequence number, in the connection's arrivals entry. */
+static __always_inline void keep_arrival(const struct conn *c, __u64 key, const struct sk_buff *skb,
+					 void *payload, __u32 linear, __u32 total, __u32 seq,
+					 enum payload_mode mode)
 {
-	const __u32 *seq = (const __u32 *)skb->cb;	/* TCP_SKB_CB: seq, end_seq */
-	__u64 key = (__u64)sk;
-	__u32 linear = 0, total = 0, head = 0, n;
-	struct tcp_sock *tp;
+	__u64 now = bpf_ktime_get_ns();
 	struct arrival *a;
-	struct conn *c;
-	void *payload;
-	bool first, learn;
-	__u64 now;
+	__u32 n;
 
-	/* This runs for every segment, so it decides from what is hot in the
-	 * cache, without a map lookup: pure ACKs carry nothing, and on a busy
-	 * connection (data received in the last jiffies: the kernel is about
-	 * to update that stamp for this segment) no idle race is under way.
-	 * In per-connection mode a connection's first data also says what it
-	 * carries (there is no data call to say it). */
-	if (seq[0] == seq[1])
-		return;
-	tp = bpf_skc_to_tcp_sock((void *)sk);
-	if (!tp)
-		return;
-	first = per_conn && !tp->bytes_received;
-	if (!first && (__u32)bpf_jiffies64() - tp->inet_conn.icsk_ack.lrcvtime < ACTIVE_JIFFIES)
-		return;
-	c = bpf_map_lookup_elem(&conns, &key);
-	/* per connection, one open since before katrace started is adopted
-	 * at its first segment after an idle spell (per request, its next
-	 * call adopts it) */
-	if (!c && per_conn)
-		c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
-	if (!c)
-		return;
-	/* only the segment's bytes are left to read: not for a connection
-	 * they can tell nothing about */
-	learn = per_conn && c->proto == PROTO_UNKNOWN;
-	if (!learn && (c->proto != PROTO_HTTP || c->role != ROLE_SERVER))
-		return;
-	payload = skb_payload(skb, &linear, &total);
-	if (!payload || total < 4)
-		return;
-	/* a linear part too short for the method is read through the dynptr */
-	if (linear < 4)
-		linear = 0;
-	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4)
-		return;
-	if (learn)
-		learn_proto(c, head);
-	if (first || c->proto != PROTO_HTTP || c->role != ROLE_SERVER || !http_start(head))
-		return;
 	/* The race needs an idle connection: one that moved data in the last
 	 * 50 ms is not about to be closed by an idle timer. */
-	now = bpf_ktime_get_ns();
 	if (now - c->last_send_ns < ACTIVE_NS && now - c->last_recv_ns < ACTIVE_NS)
 		return;
 	/* written in place: an LRU update would allocate a new element each time */
@@ -904,8 +906,65 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	if (!n)
 		return;
 	a->ts_ns = now;
-	a->seq = seq[0];
+	a->seq = seq;
 	a->len = n;
+}
+
+/* A segment arriving on an established socket (softirq). Keep the start of
+ * each request as it arrives: if the application closes the socket without
+ * reading it, the kernel frees the queue before it sends the RST, and this
+ * is all that is left of the request lost to the race. */
+static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb,
+					  enum payload_mode mode)
+{
+	const __u32 *seq = (const __u32 *)skb->cb;	/* TCP_SKB_CB: seq, end_seq */
+	__u64 key = (__u64)sk;
+	__u32 linear = 0, total = 0, head = 0;
+	struct tcp_sock *tp;
+	struct conn *c;
+	void *payload;
+	bool first, learn;
+
+	/* This runs for every segment, so it decides from what is hot in the
+	 * cache, without a map lookup: pure ACKs carry nothing, and on a busy
+	 * connection (data received in the last jiffies: the kernel is about
+	 * to update that stamp for this segment) no idle race is under way.
+	 * At the conn level a connection's first data also says what it
+	 * carries (there is no data call to say it). */
+	if (seq[0] == seq[1])
+		return;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return;
+	first = trace_level == LEVEL_CONN && !tp->bytes_received;
+	if (!first && (__u32)bpf_jiffies64() - tp->inet_conn.icsk_ack.lrcvtime < ACTIVE_JIFFIES)
+		return;
+	c = bpf_map_lookup_elem(&conns, &key);
+	/* at the conn level, one open since before katrace started is
+	 * adopted at its first segment after an idle spell (at the request
+	 * level, its next call adopts it) */
+	if (!c && trace_level == LEVEL_CONN)
+		c = new_conn(sk, key, TCP_ESTABLISHED, ROLE_UNKNOWN, 0);
+	if (!c)
+		return;
+	/* only the segment's bytes are left to read: not for a connection
+	 * they can tell nothing about */
+	learn = trace_level == LEVEL_CONN && c->proto == PROTO_UNKNOWN;
+	if (!learn && (c->proto != PROTO_HTTP || c->role != ROLE_SERVER))
+		return;
+	payload = skb_payload(skb, &linear, &total);
+	if (!payload || total < 4)
+		return;
+	/* a linear part too short for the method is read through the dynptr */
+	if (linear < 4)
+		linear = 0;
+	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4)
+		return;
+	if (learn)
+		learn_proto(c, head);
+	if (first || c->proto != PROTO_HTTP || c->role != ROLE_SERVER || !http_start(head))
+		return;
+	keep_arrival(c, key, skb, payload, linear, total, seq[0], mode);
 }
 
 SEC("tp_btf/tcp_probe")

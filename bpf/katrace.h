@@ -11,6 +11,7 @@
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
 #endif
+#include "http_methods.h"
 
 #define TASK_COMM_LEN   16
 #define MAX_STATES      12   /* state path kept per connection */
@@ -20,6 +21,10 @@
                                 neither an idle timeout nor a close race */
 #define SPLIT_LINE_MAX  24   /* a call this short that starts a request cannot hold
                                 its whole request line: the next call continues it */
+
+/* How much is traced: every HTTP request (send/receive programs), or
+ * connections only, with nothing run per send or receive call. */
+enum level { LEVEL_REQUEST = 0, LEVEL_CONN = 1 };
 
 enum event_type {
 	EV_CLOSE   = 1,	/* first close transition out of ESTABLISHED */
@@ -39,7 +44,7 @@ enum closed_by {
 #define RST_REASON_LEN  40
 
 /* What the kernel handed tcp_send_reset as its socket. */
-enum rst_sock { RST_SK_NONE = 0, RST_SK_FULL = 1, RST_SK_TIMEWAIT = 2, RST_SK_REQUEST = 3 };
+enum sk_kind { SK_KIND_NONE = 0, SK_KIND_FULL = 1, SK_KIND_TIMEWAIT = 2, SK_KIND_REQUEST = 3 };
 
 enum data_dir { DIR_IN = 0, DIR_OUT = 1 };
 
@@ -100,9 +105,9 @@ struct conn {
 	__u8  nstates;
 	__u8  proto;		/* enum conn_proto */
 	__u8  in_cgroup;	/* the owner runs in --cgroup's tree */
-	__u8  per_conn;		/* traced per connection: no HTTP accounting (http
-				   is zero), last_send/recv_ns from the socket's
-				   own jiffies stamps at the event */
+	__u8  level;		/* enum level; LEVEL_CONN: no HTTP accounting
+				   (http is zero), last_send/recv_ns from the
+				   socket's own jiffies stamps at the event */
 	__u8  _pad2[6];
 	__u8  states[MAX_STATES];	/* TCP_* values, first is the state at start */
 	char  comm[TASK_COMM_LEN];
@@ -126,7 +131,7 @@ struct reset_event {
 	struct tuple t;		/* from the socket, else from the segment */
 	__s32 reason;		/* raw enum sk_rst_reason value, -1 when unknown */
 	__u8  sent;		/* 1: tcp_send_reset, 0: tcp_receive_reset */
-	__u8  sk_kind;		/* enum rst_sock */
+	__u8  sk_kind;		/* enum sk_kind */
 	__u16 payload_len;	/* bytes captured into payload */
 	__u32 seg_len;		/* TCP payload length of the segment that caused it */
 	__u32 tgid;		/* owner when the socket is in the table */
@@ -146,11 +151,12 @@ struct arrival {
 	__u8  payload[MAX_PAYLOAD];
 };
 
-/* Slots of the per-CPU counter array. */
+/* Slots of the per-CPU counter array. The same names run through user
+ * space (struct run_counters) to the summary and the metrics. */
 enum counter {
-	CNT_RB_DROPS = 0,	/* events lost to a full ring buffer */
-	CNT_MAP_FULL,		/* connections the table could not take */
-	CNT_SKB_NONLINEAR,	/* reset segments whose bytes could not be read */
+	CNT_DROPPED = 0,	/* events lost to a full ring buffer */
+	CNT_TABLE_FULL,		/* connections the kernel table could not take */
+	CNT_UNREADABLE_RESET,	/* reset segments whose bytes could not be read */
 	CNT_UNTRACKED_CLOSE,	/* closes of connections not in the table: evicted
 				   (LRU), or open since before katrace started */
 	CNT_MAX

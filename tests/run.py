@@ -16,8 +16,10 @@ sys.path.insert(0, HERE)
 
 
 def run_unit(results, pattern):
-    for binary in sorted(glob.glob(os.path.join(ROOT, "build", "unit", "*"))):
-        import subprocess
+    import subprocess
+    for binary in sorted(glob.glob(os.path.join(ROOT, "build", "unit", "test_*"))):
+        if "." in os.path.basename(binary):
+            continue	# the build's dependency files
         p = subprocess.run([binary], capture_output=True, text=True, timeout=300, cwd=ROOT)
         name = os.path.basename(binary)
         lines = [l for l in p.stdout.splitlines() if l.startswith(("PASS ", "FAIL "))]
@@ -45,6 +47,16 @@ def run_fuzz_regressions(results, pattern):
         print(f"{'PASS' if ok else 'FAIL'} fuzz_{target} regressions ({len(files)} inputs)"
               + ("" if ok else f": {p.stderr[-1500:]}"), flush=True)
         results.append(ok)
+
+
+def run_layering(results, pattern):
+    """The include graph of user/ against the layer table (tests/layers.py)."""
+    import layers
+    if pattern and pattern not in "layering":
+        return
+    found = layers.violations()
+    print("PASS layering" if not found else "FAIL layering: " + "; ".join(found), flush=True)
+    results.append(not found)
 
 
 def run_integration(results, pattern):
@@ -75,6 +87,7 @@ def main():
     results = []
     run_unit(results, pattern)
     run_fuzz_regressions(results, pattern)
+    run_layering(results, pattern)
     if "--unit-only" not in args:
         run_integration(results, pattern)
     passed = sum(results)

@@ -1,19 +1,33 @@
 #!/bin/sh
-# Install, idempotently, every Debian package katrace's build, tests, demo and
-# benchmarks need. Safe to run again: it only asks apt for what is missing.
+# The Debian packages katrace needs, by purpose:
+#   install-deps.sh --check build   say which build packages are missing (any user)
+#   install-deps.sh [all]           install, as root, what the build, the tests,
+#                                   the demo and the benchmarks need
+# Idempotent: it only asks apt for what is missing.
 set -eu
 
-PKGS="clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config
-      libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps
-      util-linux"
+BUILD_PKGS="clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config"
+RUN_PKGS="libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps
+          util-linux"
 
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		missing="$missing $p"
-done
+missing_of() {
+	missing=""
+	for p in $1; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+			missing="$missing $p"
+	done
+	echo "$missing"
+}
+
+if [ "${1:-}" = --check ]; then
+	missing=$(missing_of "$BUILD_PKGS")
+	[ -z "$missing" ] && exit 0
+	echo "katrace: missing build packages:$missing (apt-get install$missing, or: sudo make deps)" >&2
+	exit 1
+fi
+
+missing=$(missing_of "$BUILD_PKGS $RUN_PKGS")
 [ -z "$missing" ] && exit 0
-
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
 	exit 1

@@ -5,7 +5,6 @@
 #include <string.h>
 #include "advice.h"
 #include "analyze.h"
-#include "output.h"
 
 const double idle_buckets[N_IDLE_BUCKETS] = IDLE_BUCKETS;
 
@@ -153,7 +152,7 @@ void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *
 		return;
 	if (s->lost < LOST_EXAMPLES)
 		snprintf(s->lost_examples[s->lost], sizeof(s->lost_examples[0]), "%s",
-			 request[0] ? request : c->per_conn && !at_server ? "(not named at --level conn)" :
+			 request[0] ? request : c->level == LEVEL_CONN && !at_server ? "(not named at --level conn)" :
 			 "(unreadable)");
 	s->lost++;
 }
@@ -228,7 +227,7 @@ static struct cluster side_timeout(const struct idle_stats *st, struct idle_pct 
 
 /* "set server.keepAliveTimeout ..." for the backend, and what to do at the
  * peer if katrace knows what it is. */
-static void write_fix(const struct service *s, const struct verdict *v, double margin_ms,
+static void verdict_fix(const struct service *s, const struct verdict *v, double margin_ms,
 		      char *out, size_t len)
 {
 	const struct software *b = software_by_comm(s->backend_comm);
@@ -318,5 +317,13 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 			 "suspected timeout", s->conns ? "" : " (no HTTP keep-alive connection finished)");
 	}
 	if (v->kind == VERDICT_MISMATCH)
-		write_fix(s, v, m, v->fix, sizeof(v->fix));
+		verdict_fix(s, v, m, v->fix, sizeof(v->fix));
+}
+
+void analyze_verdicts(const struct analyzer *a, struct verdict *v)
+{
+	int i;
+
+	for (i = 0; i < a->n; i++)
+		analyze_verdict(a, &a->svc[i], &v[i]);
 }

@@ -4,7 +4,7 @@
 #define ANALYZE_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "conntab.h"
+#include "conn.h"
 
 #define MAX_SERVICES	64
 #define MAX_SAMPLES	16384	/* idle times kept per side and service (reservoir) */
@@ -75,6 +75,8 @@ void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *
 struct cluster infer_timeout(const double *ms, uint32_t n);
 double percentile(const double *sorted, uint32_t n, double p);
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v);
+/* One verdict per service, v[0] to v[a->n - 1]. */
+void analyze_verdicts(const struct analyzer *a, struct verdict *v);
 extern const double idle_buckets[N_IDLE_BUCKETS];
 const char *verdict_name(enum verdict_kind k);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "capture.h"
+#include "http.h"
 
 struct capture {
 	gzFile gz;
@@ -100,89 +101,174 @@ static int read_exact(gzFile gz, void *buf, unsigned n)
 	return got == 0 && gzeof(gz) ? 0 : -1;
 }
 
+/* The header's checks; NULL when it can be read, else why not (in msg). */
+static const char *check_header(struct capture_header *h, ssize_t n, char *msg, size_t len)
+{
+	struct capture_header want;
+
+	capture_header_init(&want);
+	if (n < (ssize_t)sizeof(h->magic) || memcmp(h->magic, CAPTURE_MAGIC, sizeof(h->magic)))
+		return "not a katrace capture file";
+	if (n < (ssize_t)(sizeof(h->magic) + sizeof(h->version)))
+		return "truncated capture: the header is cut short";
+	if (le32toh(h->version) > CAPTURE_VERSION) {
+		snprintf(msg, len, "capture format version %u is newer than this katrace reads (%u)",
+			 le32toh(h->version), CAPTURE_VERSION);
+		return msg;
+	}
+	if (le32toh(h->version) < CAPTURE_VERSION) {
+		snprintf(msg, len, "capture format version %u is older than this katrace reads "
+			 "(%u): replay it with the katrace that wrote it", le32toh(h->version),
+			 CAPTURE_VERSION);
+		return msg;
+	}
+	if (n < (ssize_t)sizeof(*h))
+		return "truncated capture: the header is cut short";
+	if (h->version != CAPTURE_VERSION || h->header_size != sizeof(*h))
+		return "corrupted capture header";
+	if (memcmp(h->record_sizes, want.record_sizes, sizeof(want.record_sizes)))
+		return "capture written by a katrace build with other record layouts";
+	for (int i = 0; i < MAX_RST_REASONS; i++)
+		h->rst_reasons[i][RST_REASON_LEN - 1] = 0;	/* a hostile file's names end too */
+	return NULL;
+}
+
+/* The records up to and including the end record; NULL, or why not. */
+static const char *read_records(gzFile gz, struct capture_end *end, record_fn fn, void *ctx,
+				char *msg, size_t len)
+{
+	static const char *const mid_record =
+		"truncated or corrupted capture: compressed data ends mid-record";
+	static uint8_t rec[CAPTURE_MAX_RECORD];
+
+	for (uint64_t i = 0;; i++) {
+		uint32_t n;
+		int r = read_exact(gz, &n, sizeof(n));
+
+		if (r <= 0)
+			return r == 0 ? "truncated capture: it ends before its end record" : mid_record;
+		n = le32toh(n);
+		if (n < sizeof(struct event_hdr) || n > CAPTURE_MAX_RECORD) {
+			snprintf(msg, len, "corrupted capture: record %llu has length %u",
+				 (unsigned long long)i, n);
+			return msg;
+		}
+		if (read_exact(gz, rec, n) != 1)
+			return mid_record;
+		if (((struct event_hdr *)rec)->type == EV_CAPTURE_END) {
+			if (n != sizeof(*end))
+				return "corrupted capture: bad end record";
+			memcpy(end, rec, sizeof(*end));
+			return NULL;
+		}
+		if (fn(ctx, rec, n)) {
+			snprintf(msg, len, "corrupted capture: record %llu is not a katrace event",
+				 (unsigned long long)i);
+			return msg;
+		}
+	}
+}
+
+/* The gzip trailer's CRC is checked when the stream is read to its end. */
+static bool clean_end(gzFile gz)
+{
+	uint8_t extra;
+	int err;
+
+	return gzread(gz, &extra, 1) == 0 && (gzerror(gz, &err), err == Z_OK);
+}
+
 int capture_replay(const char *path, struct capture_header *h, struct capture_end *end,
 		   header_fn on_header, record_fn fn, void *ctx)
 {
-	static uint8_t rec[CAPTURE_MAX_RECORD];
-	struct capture_header want;
+	const char *why;
 	char msg[160];
-	ssize_t n;
 	gzFile gz;
-	int fd, r;
+	int fd;
 
-	capture_header_init(&want);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(msg, sizeof(msg), "cannot open: %s", strerror(errno));
 		return fail(path, msg, NULL, -1);
 	}
-	n = read(fd, h, sizeof(*h));
-	if (n < (ssize_t)sizeof(h->magic) || memcmp(h->magic, CAPTURE_MAGIC, sizeof(h->magic)))
-		return fail(path, "not a katrace capture file", NULL, fd);
-	if (n < (ssize_t)(sizeof(h->magic) + sizeof(h->version)))
-		return fail(path, "truncated capture: the header is cut short", NULL, fd);
-	if (le32toh(h->version) > CAPTURE_VERSION) {
-		snprintf(msg, sizeof(msg), "capture format version %u is newer than this katrace reads (%u)",
-			 le32toh(h->version), CAPTURE_VERSION);
-		return fail(path, msg, NULL, fd);
-	}
-	if (le32toh(h->version) < CAPTURE_VERSION) {
-		snprintf(msg, sizeof(msg), "capture format version %u is older than this katrace reads "
-			 "(%u): replay it with the katrace that wrote it", le32toh(h->version), CAPTURE_VERSION);
-		return fail(path, msg, NULL, fd);
-	}
-	if (n < (ssize_t)sizeof(*h))
-		return fail(path, "truncated capture: the header is cut short", NULL, fd);
-	if (h->version != CAPTURE_VERSION || h->header_size != sizeof(*h))
-		return fail(path, "corrupted capture header", NULL, fd);
-	if (memcmp(h->record_sizes, want.record_sizes, sizeof(want.record_sizes)))
-		return fail(path, "capture written by a katrace build with other record layouts", NULL, fd);
-	for (int i = 0; i < MAX_RST_REASONS; i++)
-		h->rst_reasons[i][RST_REASON_LEN - 1] = 0;	/* a hostile file's names end too */
+	why = check_header(h, read(fd, h, sizeof(*h)), msg, sizeof(msg));
+	if (why)
+		return fail(path, why, NULL, fd);
 	if (on_header)
 		on_header(ctx, h);
-
 	gz = gzdopen(fd, "rb");
 	if (!gz)
 		return fail(path, "cannot start decompression", NULL, fd);
-	for (uint64_t i = 0;; i++) {
-		uint32_t len;
-
-		r = read_exact(gz, &len, sizeof(len));
-		if (r <= 0)
-			return fail(path, r == 0 ? "truncated capture: it ends before its end record"
-					    : "truncated or corrupted capture: compressed data ends mid-record",
-				    gz, fd);
-		len = le32toh(len);
-		if (len < sizeof(struct event_hdr) || len > CAPTURE_MAX_RECORD) {
-			snprintf(msg, sizeof(msg), "corrupted capture: record %llu has length %u",
-				 (unsigned long long)i, len);
-			return fail(path, msg, gz, fd);
-		}
-		if (read_exact(gz, rec, len) != 1)
-			return fail(path, "truncated or corrupted capture: compressed data ends mid-record",
-				    gz, fd);
-		if (((struct event_hdr *)rec)->type == EV_CAPTURE_END) {
-			if (len != sizeof(*end))
-				return fail(path, "corrupted capture: bad end record", gz, fd);
-			memcpy(end, rec, sizeof(*end));
-			break;
-		}
-		if (fn(ctx, rec, len)) {
-			snprintf(msg, sizeof(msg), "corrupted capture: record %llu is not a katrace event",
-				 (unsigned long long)i);
-			return fail(path, msg, gz, fd);
-		}
-	}
-	/* the gzip trailer's CRC is checked when the stream is read to its end */
-	{
-		uint8_t extra;
-		int err;
-
-		if (gzread(gz, &extra, 1) != 0 || (gzerror(gz, &err), err != Z_OK))
-			return fail(path, "corrupted capture: data after the end record, or a bad checksum",
-				    gz, fd);
-	}
+	why = read_records(gz, end, fn, ctx, msg, sizeof(msg));
+	if (!why && !clean_end(gz))
+		why = "corrupted capture: data after the end record, or a bad checksum";
+	if (why)
+		return fail(path, why, gz, fd);
 	gzclose(gz);
 	return 0;
+}
+
+/* ---- what a capture keeps of HTTP: the start lines ---- */
+
+/* The start line of m as bytes http_parse() reads back to the same m: no
+ * headers, no body, the query already cut unless --full-path. */
+static uint16_t sanitized(const struct http_msg *m, uint8_t *out, size_t max)
+{
+	char target[sizeof(m->path)];
+	size_t n = strlen(m->path);
+	int len;
+
+	memcpy(target, m->path, n + 1);
+	if (n >= 4 && !memcmp(target + n - 4, "?\xe2\x80\xa6", 4))
+		target[n - 3] = 0;	/* "?…" back to "?" */
+	if (m->kind == HTTP_REQUEST)
+		len = snprintf((char *)out, max, "%s %s HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+			       m->method, target);
+	else
+		len = snprintf((char *)out, max, "HTTP/1.1 %03d\r\nContent-Length: 0\r\n\r\n",
+			       m->status);
+	return len < 0 || (size_t)len >= max ? 0 : len;
+}
+
+/* The request lines in a buffer of request bytes, back to back, as bytes
+ * that parse to the same lines: what a capture keeps of last_req. */
+static uint16_t sanitized_requests(const uint8_t *buf, size_t len, bool full_path, uint8_t *out,
+				   size_t max)
+{
+	struct http_msg m;
+	size_t n = 0;
+
+	while (http_next(&buf, &len, full_path, &m) && m.kind == HTTP_REQUEST) {
+		uint16_t k = sanitized(&m, out + n, max - n);
+
+		if (!k)
+			break;
+		n += k;
+	}
+	return n;
+}
+
+int capture_write_conn(struct capture *cap, const struct conn_event *e, bool full_path)
+{
+	struct conn_event out = *e;
+	size_t len = e->c.http.req_len < MAX_PAYLOAD ? e->c.http.req_len : MAX_PAYLOAD;
+
+	memset(out.c.http.last_req, 0, sizeof(out.c.http.last_req));
+	out.c.http.req_len = sanitized_requests(e->c.http.last_req, len, full_path,
+						out.c.http.last_req, sizeof(out.c.http.last_req));
+	return capture_write(cap, &out, sizeof(out));
+}
+
+int capture_write_reset(struct capture *cap, const struct reset_event *e, bool full_path)
+{
+	struct reset_event out = *e;
+	struct http_msg m;
+	size_t used;
+
+	out.payload_len = 0;
+	if (e->payload_len && http_parse(e->payload, e->payload_len, full_path, &m, &used) ==
+	    HTTP_REQUEST)
+		out.payload_len = sanitized(&m, out.payload, sizeof(out.payload));
+	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
+	return capture_write(cap, &out, sizeof(out));
 }

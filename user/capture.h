@@ -7,6 +7,8 @@
  * a capture_end record: a file without it was cut short. */
 #ifndef CAPTURE_H
 #define CAPTURE_H
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "katrace.h"
 
@@ -30,7 +32,7 @@ struct capture_header {
 
 struct capture_end {
 	struct event_hdr h;		/* type EV_CAPTURE_END */
-	uint64_t events, dropped, not_tracked;
+	uint64_t events, dropped, table_full;	/* struct run_counters' */
 };
 
 struct capture;
@@ -38,6 +40,10 @@ struct capture;
 /* NULL after printing why. */
 struct capture *capture_create(const char *path, const struct capture_header *h);
 int capture_write(struct capture *c, const void *rec, uint32_t len);
+/* An event as a capture keeps it: of HTTP, only the start lines (the query
+ * cut unless full_path), never headers or bodies. */
+int capture_write_conn(struct capture *c, const struct conn_event *e, bool full_path);
+int capture_write_reset(struct capture *c, const struct reset_event *e, bool full_path);
 /* Writes the end record; returns 0 when everything reached the file. */
 int capture_close(struct capture *c, const struct capture_end *end);
 

@@ -23,6 +23,7 @@
 #include "advice.h"
 #include "args.h"
 #include "check.h"
+#include "output.h"
 #include "loader.h"
 #include "session.h"
 
@@ -79,25 +80,31 @@ double parse_duration(const char *s)
 	return -1;
 }
 
+/* --target HOST:PORT, [IPV6]:PORT */
+static void parse_target(const char *arg, struct argp_state *st)
+{
+	const char *colon = strrchr(arg, ':');
+
+	opt.target = arg;
+	if (!colon || colon == arg || !colon[1] || strlen(colon + 1) >= sizeof(opt.port_s) ||
+	    (size_t)(colon - arg) >= sizeof(opt.host))
+		argp_error(st, "--target wants HOST:PORT, got '%s'", arg);
+	snprintf(opt.host, sizeof(opt.host), "%.*s", (int)(colon - arg), arg);
+	if (opt.host[0] == '[' && opt.host[strlen(opt.host) - 1] == ']') {	/* [::1]:8080 */
+		memmove(opt.host, opt.host + 1, strlen(opt.host));
+		opt.host[strlen(opt.host) - 1] = 0;
+	}
+	snprintf(opt.port_s, sizeof(opt.port_s), "%s", colon + 1);
+	opt.port = parse_num(opt.port_s, 1, 65535, "--target port", st);
+}
+
 static error_t parse_opt(int key, char *arg, struct argp_state *st)
 {
 	const struct lb_default *lb;
-	char *colon;
 
 	switch (key) {
 	case OPT_TARGET:
-		opt.target = arg;
-		colon = strrchr(arg, ':');
-		if (!colon || colon == arg || !colon[1] || strlen(colon + 1) >= sizeof(opt.port_s) ||
-		    (size_t)(colon - arg) >= sizeof(opt.host))
-			argp_error(st, "--target wants HOST:PORT, got '%s'", arg);
-		snprintf(opt.host, sizeof(opt.host), "%.*s", (int)(colon - arg), arg);
-		if (opt.host[0] == '[' && opt.host[strlen(opt.host) - 1] == ']') {	/* [::1]:8080 */
-			memmove(opt.host, opt.host + 1, strlen(opt.host));
-			opt.host[strlen(opt.host) - 1] = 0;
-		}
-		snprintf(opt.port_s, sizeof(opt.port_s), "%s", colon + 1);
-		opt.port = parse_num(opt.port_s, 1, 65535, "--target port", st);
+		parse_target(arg, st);
 		break;
 	case OPT_LB_IDLE:
 		opt.lb_s = parse_duration(arg);
@@ -242,44 +249,89 @@ static bool header_has(const char *head, const char *name, const char *value)
 	return false;
 }
 
+/* The rest of a body after the head: need bytes (Content-Length), or up to
+ * the last chunk (need < 0: chunked). buf holds the have bytes already read.
+ * 0, or 2. */
+static int read_body(int fd, struct result *r, char *buf, size_t size, size_t have, long need)
+{
+	ssize_t n;
+
+	if (need >= 0) {
+		for (long left = need - (long)have; left > 0; left -= n) {
+			n = recv(fd, buf, size, 0);
+			if (n <= 0)
+				return cannot(r, "%s closed the connection in the middle of a response",
+					      opt.target);
+		}
+		return 0;
+	}
+	while (!memmem(buf, have, "0\r\n\r\n", 5)) {
+		if (have > size / 2) {
+			memmove(buf, buf + have - 8, 8);
+			have = 8;
+		}
+		n = recv(fd, buf + have, size - have, 0);
+		if (n <= 0)
+			return cannot(r, "%s closed the connection in the middle of a response", opt.target);
+		have += n;
+	}
+	return 0;
+}
+
+/* Reads up to the end of a response's head into buf; returns where the
+ * head's blank line starts, or NULL with r->reason set (*have: bytes read). */
+static char *read_head(int fd, struct result *r, char *buf, size_t size, size_t *have)
+{
+	struct http_msg m;
+	size_t used;
+	char *body;
+	ssize_t n;
+
+	while (!(body = memmem(buf, *have, "\r\n\r\n", 4))) {
+		n = *have < size - 1 ? recv(fd, buf + *have, size - 1 - *have, 0) : 0;
+		if (n <= 0) {
+			if (*have && http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE)
+				break;
+			cannot(r, "%s answered no HTTP response (%s)", opt.target,
+			       n == 0 ? "it closed the connection" : strerror(errno));
+			return NULL;
+		}
+		*have += n;
+		buf[*have] = 0;
+		if (*have >= 12 && http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE)
+			break;
+	}
+	if (http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE || !body) {
+		cannot(r, "%s does not speak HTTP/1.x: its answer starts with no status line",
+		       opt.target);
+		return NULL;
+	}
+	return body;
+}
+
 /* One request and its whole response. 0, or 2 with r->reason set. */
 static int exchange(int fd, struct result *r)
 {
 	char req[1024], buf[65536], *body;
 	size_t have = 0;
-	long need = -1;
-	struct http_msg m;
-	size_t used;
+	long need;
 	ssize_t n;
 
 	n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: katrace-check\r\n"
 		     "Content-Length: 0\r\n\r\n", opt.method, opt.path, opt.host);
 	if (send(fd, req, n, MSG_NOSIGNAL) != n)
 		return cannot(r, "cannot send to %s: %s", opt.target, strerror(errno));
-	while (!(body = memmem(buf, have, "\r\n\r\n", 4))) {
-		n = have < sizeof(buf) - 1 ? recv(fd, buf + have, sizeof(buf) - 1 - have, 0) : 0;
-		if (n <= 0) {
-			if (have && http_parse((uint8_t *)buf, have, false, &m, &used) != HTTP_RESPONSE)
-				break;
-			return cannot(r, "%s answered no HTTP response (%s)", opt.target,
-				      n == 0 ? "it closed the connection" : strerror(errno));
-		}
-		have += n;
-		buf[have] = 0;
-		if (have >= 12 && http_parse((uint8_t *)buf, have, false, &m, &used) != HTTP_RESPONSE)
-			break;
-	}
-	if (http_parse((uint8_t *)buf, have, false, &m, &used) != HTTP_RESPONSE || !body)
-		return cannot(r, "%s does not speak HTTP/1.x: its answer starts with no status line",
-			      opt.target);
+	body = read_head(fd, r, buf, sizeof(buf), &have);
+	if (!body)
+		return 2;
 	*body = 0;
 	if (header_has(buf, "Connection", "close") ||
 	    (!strncmp(buf, "HTTP/1.0", 8) && !header_has(buf, "Connection", "keep-alive")))
 		return cannot(r, "%s closes the connection after every response (Connection: close): "
 			      "there is no idle keep-alive connection to check", opt.target);
-	if (header_has(buf, "Transfer-Encoding", "chunked"))
+	if (header_has(buf, "Transfer-Encoding", "chunked")) {
 		need = -2;
-	else {
+	} else {
 		const char *cl = strcasestr(buf, "\ncontent-length:");
 
 		need = cl ? atol(cl + 16) : -1;
@@ -289,26 +341,7 @@ static int exchange(int fd, struct result *r)
 			      "cannot be kept alive", opt.target);
 	have -= (body + 4) - buf;
 	memmove(buf, body + 4, have);
-	if (need >= 0) {
-		for (long left = need - (long)have; left > 0; left -= n) {
-			n = recv(fd, buf, sizeof(buf), 0);
-			if (n <= 0)
-				return cannot(r, "%s closed the connection in the middle of a response",
-					      opt.target);
-		}
-		return 0;
-	}
-	while (!memmem(buf, have, "0\r\n\r\n", 5)) {	/* chunked: up to the last chunk */
-		if (have > sizeof(buf) / 2) {
-			memmove(buf, buf + have - 8, 8);
-			have = 8;
-		}
-		n = recv(fd, buf + have, sizeof(buf) - have, 0);
-		if (n <= 0)
-			return cannot(r, "%s closed the connection in the middle of a response", opt.target);
-		have += n;
-	}
-	return 0;
+	return read_body(fd, r, buf, sizeof(buf), have, need);
 }
 
 /* ---- spawning the service ---- */
@@ -373,8 +406,10 @@ struct found {
 	const struct http_state *client_http;
 };
 
-static void match(struct found *f, const struct conn *c, const struct http_state *h)
+static void match(const struct conn *c, const struct http_state *h, void *arg)
 {
+	struct found *f = arg;
+
 	if (c->closed_by == CLOSED_NONE)
 		return;
 	if (c->t.lport == f->client_port && c->role == ROLE_CLIENT) {
@@ -383,21 +418,6 @@ static void match(struct found *f, const struct conn *c, const struct http_state
 	} else if (c->t.rport == f->client_port && c->role == ROLE_SERVER) {
 		f->server = c;
 	}
-}
-
-static void match_live(struct conn_rec *rec, void *arg)
-{
-	match(arg, &rec->c, &rec->http);
-}
-
-/* Our connection and the server's end of it, still open or finished. */
-static void find_conns(struct session *s, struct found *f)
-{
-	uint32_t i;
-
-	for (i = 0; i < RECENT_CONNS && i < s->recent_next; i++)
-		match(f, &s->recent[i].c, &s->recent[i].http);
-	conntab_each(&s->conns, match_live, f);
 }
 
 static uint16_t local_port(int fd)
@@ -411,7 +431,7 @@ static uint16_t local_port(int fd)
 					      : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static void write_fix(struct result *r)
+static void check_fix(struct result *r)
 {
 	const struct software *sw = software_by_comm(r->server_comm);
 	double want = ceil(opt.lb_s + opt.margin_s);
@@ -443,52 +463,46 @@ static int send_repeats(struct result *r, const int *fds, int n, useconds_t paus
 	return 0;
 }
 
-static int run_check(struct result *r)
+/* The connection to watch and the --repeat ones, each after one
+ * exchange. 0, or 2 with r->reason set. */
+static int open_conns(struct result *r, int *fd, int *repeat_fd, int *nrep)
 {
-	struct tracer_opts topts = { .port = opt.port, .max_conns = 4096, .quiet = true };
-	int repeat_fd[MAX_REPEAT], nrep = 0, fd, i;
-	double t_resp, t_close = 0, deadline, t_repeat;
-	struct session *s = session_new(4096, opt.margin_s * 1000);
-	struct tracer *t = NULL;
-	struct found f = {};
-
-	if (!s)
-		return cannot(r, "out of memory");
-	s->out.f = fopen("/dev/null", "w");
-	if (opt.spawn && spawn_and_wait(r))
-		goto out;
-	t = tracer_open(&topts, session_event, s);
-	r->kernel = t != NULL;
-	if (!t)
-		snprintf(r->fallback_why, sizeof(r->fallback_why), "%s", tracer_error());
-
-	fd = connect_target(r, 5);
-	if (fd < 0)
-		goto out;
-	if (exchange(fd, r)) {
-		close(fd);
-		goto out;
+	*fd = connect_target(r, 5);
+	if (*fd < 0)
+		return 2;
+	if (exchange(*fd, r)) {
+		close(*fd);
+		return 2;
 	}
-	t_resp = now_s();
-	f.client_port = local_port(fd);
-	for (i = 0; i < opt.repeat; i++) {
-		repeat_fd[nrep] = connect_target(r, 5);
-		if (repeat_fd[nrep] < 0 || exchange(repeat_fd[nrep], r)) {
-			if (repeat_fd[nrep] >= 0)
-				close(repeat_fd[nrep]);
-			close(fd);
-			goto out;
+	for (*nrep = 0; *nrep < opt.repeat; (*nrep)++) {
+		int rfd = connect_target(r, 5);
+
+		if (rfd < 0 || exchange(rfd, r)) {
+			if (rfd >= 0)
+				close(rfd);
+			while (*nrep > 0)
+				close(repeat_fd[--*nrep]);
+			close(*fd);
+			return 2;
 		}
-		nrep++;
+		repeat_fd[*nrep] = rfd;
 	}
-	/* just below the LB timeout: the LB would still reuse the connection */
+	return 0;
+}
+
+/* Waits, as long as the LB plus margin, for the server to close the idle
+ * connection fd, sending the --repeat requests just below the LB timeout
+ * (the LB would still reuse the connection then). 0, or 2. */
+static int watch_idle(struct result *r, struct tracer *t, int fd, int *repeat_fd, int nrep,
+		      double t_resp)
+{
+	double deadline = t_resp + opt.lb_s + opt.margin_s, t_repeat;
+
 	r->repeat_gap_s = fmax(opt.lb_s * 0.9, opt.lb_s - 1);
 	t_repeat = now_s() + r->repeat_gap_s;
-	deadline = t_resp + opt.lb_s + opt.margin_s;
-
-	/* Wait for the server to close, as long as the LB plus margin. */
 	while (now_s() < deadline) {
 		struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+		double t_close;
 		char byte;
 
 		if (t)
@@ -498,50 +512,90 @@ static int run_check(struct result *r)
 		if (poll(&p, 1, 50) <= 0)
 			continue;
 		t_close = now_s();
-		if (recv(fd, &byte, 1, MSG_DONTWAIT) > 0) {
-			close(fd);
-			cannot(r, "%s sent data nobody asked for on an idle connection", opt.target);
-			goto out;
-		}
+		if (recv(fd, &byte, 1, MSG_DONTWAIT) > 0)
+			return cannot(r, "%s sent data nobody asked for on an idle connection", opt.target);
 		r->server_closed = true;
 		r->close_kind = errno == ECONNRESET ? "RST" : "FIN";
 		r->idle_s = t_close - t_resp;
 		break;
 	}
 	if (nrep)	/* the server closed first: send them now, they show it */
-		nrep = send_repeats(r, repeat_fd, nrep, 1000);
+		send_repeats(r, repeat_fd, nrep, 1000);
+	return 0;
+}
+
+/* The kernel's stamps for the close, and the server's process if it is
+ * local, from what the tracer saw of our connection. */
+static void use_kernel_view(struct result *r, struct session *s, struct tracer *t,
+			    uint16_t client_port)
+{
+	struct found f = { .client_port = client_port };
+	double until = now_s() + 0.3;
+
+	while (now_s() < until)
+		tracer_poll(t, 50);
+	session_each_conn(s, match, &f);
+	if (f.client && r->server_closed && f.client->close_ns &&
+	    (f.client->closed_by == CLOSED_PEER_FIN || f.client->closed_by == CLOSED_PEER_RST)) {
+		r->idle_s = span_ms(conn_idle_since(f.client, f.client_http), f.client->close_ns) / 1000;
+		r->close_kind = f.client->closed_by == CLOSED_PEER_RST ? "RST" : "FIN";
+	} else if (r->server_closed) {
+		r->kernel = false;
+		snprintf(r->fallback_why, sizeof(r->fallback_why),
+			 "the tracer saw no close for this connection");
+	}
+	if (f.server)
+		snprintf(r->server_comm, sizeof(r->server_comm), "%.*s", TASK_COMM_LEN,
+			 f.server->comm);
+}
+
+/* The spawned service's name, when the tracer could not tell it. */
+static void spawned_comm(struct result *r)
+{
+	char path[64];
+	FILE *c;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", spawned);
+	c = fopen(path, "r");
+	if (c && fgets(r->server_comm, sizeof(r->server_comm), c))
+		r->server_comm[strcspn(r->server_comm, "\n")] = 0;
+	if (c)
+		fclose(c);
+}
+
+static int run_check(struct result *r)
+{
+	struct tracer_opts topts = { .port = opt.port, .max_conns = 4096, .quiet = true };
+	struct session_opts sopts = { .max_conns = 4096, .margin_ms = opt.margin_s * 1000 };
+	int repeat_fd[MAX_REPEAT], nrep = 0, fd;
+	struct tracer *t = NULL;
+	struct session *s;
+	uint16_t client_port;
+	double t_resp;
+
+	sopts.out.f = fopen("/dev/null", "w");
+	s = sopts.out.f ? session_new(&sopts) : NULL;
+	if (!s)
+		return cannot(r, "out of memory");
+	if (opt.spawn && spawn_and_wait(r))
+		goto out;
+	t = tracer_open(&topts, session_event, s);
+	r->kernel = t != NULL;
+	if (!t)
+		snprintf(r->fallback_why, sizeof(r->fallback_why), "%s", tracer_error());
+	if (open_conns(r, &fd, repeat_fd, &nrep))
+		goto out;
+	t_resp = now_s();
+	client_port = local_port(fd);
+	if (watch_idle(r, t, fd, repeat_fd, nrep, t_resp)) {
+		close(fd);
+		goto out;
+	}
 	close(fd);
-	if (t) {
-		/* the kernel's stamps, and the server's process if it is local */
-		double until = now_s() + 0.3;
-
-		while (now_s() < until)
-			tracer_poll(t, 50);
-		find_conns(s, &f);
-		if (f.client && r->server_closed && f.client->close_ns &&
-		    (f.client->closed_by == CLOSED_PEER_FIN || f.client->closed_by == CLOSED_PEER_RST)) {
-			r->idle_s = span_ms(conn_idle_since(f.client, f.client_http), f.client->close_ns) / 1000;
-			r->close_kind = f.client->closed_by == CLOSED_PEER_RST ? "RST" : "FIN";
-		} else if (r->server_closed) {
-			r->kernel = false;
-			snprintf(r->fallback_why, sizeof(r->fallback_why),
-				 "the tracer saw no close for this connection");
-		}
-		if (f.server)
-			snprintf(r->server_comm, sizeof(r->server_comm), "%.*s", TASK_COMM_LEN,
-				 f.server->comm);
-	}
-	if (!r->server_comm[0] && spawned > 0) {
-		char path[64];
-		FILE *c;
-
-		snprintf(path, sizeof(path), "/proc/%d/comm", spawned);
-		c = fopen(path, "r");
-		if (c && fgets(r->server_comm, sizeof(r->server_comm), c))
-			r->server_comm[strcspn(r->server_comm, "\n")] = 0;
-		if (c)
-			fclose(c);
-	}
+	if (t)
+		use_kernel_view(r, s, t, client_port);
+	if (!r->server_comm[0] && spawned > 0)
+		spawned_comm(r);
 	if (r->server_closed && r->idle_s * 1000 < CLOSED_AFTER_RESPONSE_MS) {
 		cannot(r, "%s closed the connection %.1f ms after the response: it does not keep "
 		       "connections alive", opt.target, r->idle_s * 1000);
@@ -549,11 +603,11 @@ static int run_check(struct result *r)
 	}
 	r->status = r->server_closed || r->repeat_failed ? 1 : 0;
 	if (r->status)
-		write_fix(r);
+		check_fix(r);
 out:
 	tracer_close(t);
 	stop_spawned();
-	fclose(s->out.f);
+	fclose(session_log(s));
 	session_free(s);
 	return r->status;
 }
@@ -594,78 +648,91 @@ static void describe(const struct result *r, char *out, size_t len)
 			      r->repeat_gap_s, r->repeat_ok, r->repeat_failed);
 }
 
+static void print_json(const struct result *r, const char *what)
+{
+	printf("{\"type\":\"check\",\"target\":");
+	json_string(stdout, opt.target);
+	printf(",\"result\":\"%s\",\"exit\":%d,\"lb_idle_timeout_s\":%.3f,\"margin_s\":%.3f",
+	       r->status == 0 ? "pass" : r->status == 1 ? "fail" : "error", r->status,
+	       opt.lb_s, opt.margin_s);
+	printf(",\"measured_by\":\"%s\",\"server_closed\":%s,\"server_idle_timeout_s\":",
+	       r->kernel ? "kernel" : "client-socket", r->server_closed ? "true" : "false");
+	if (r->server_closed)
+		printf("%.4f,\"closed_with\":\"%s\"", r->idle_s, r->close_kind);
+	else
+		printf("null,\"closed_with\":null");
+	printf(",\"server_comm\":");
+	json_string_or_null(stdout, r->server_comm);
+	if (opt.repeat)
+		printf(",\"repeat\":{\"idle_s\":%.3f,\"answered\":%d,\"failed\":%d}",
+		       r->repeat_gap_s, r->repeat_ok, r->repeat_failed);
+	fputs(",\"message\":", stdout);
+	json_string(stdout, what);
+	fputs(",\"fix\":", stdout);
+	json_string_or_null(stdout, r->fix);
+	if (!r->kernel && r->status != 2) {
+		fputs(",\"fallback\":", stdout);
+		json_string(stdout, r->fallback_why);
+	}
+	fputs("}\n", stdout);
+}
+
+static void print_text(const struct result *r, const char *what)
+{
+	if (!r->kernel && r->status != 2)
+		printf("katrace check: BPF unavailable (%s): measured from the client socket\n",
+		       r->fallback_why);
+	printf("katrace check: %s: %s\n", r->status == 0 ? "PASS" : r->status == 1 ? "FAIL" : "ERROR",
+	       what);
+	if (r->fix[0])
+		printf("katrace check: fix: %s\n", r->fix);
+}
+
+static void write_junit(const struct result *r, const char *what)
+{
+	FILE *f = fopen(opt.junit, "w");
+
+	if (!f) {
+		fprintf(stderr, "katrace check: cannot write %s: %s\n", opt.junit, strerror(errno));
+		return;
+	}
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<testsuite name=\"katrace check\" tests=\"1\" failures=\"%d\" errors=\"%d\" time=\"%.3f\">\n"
+		"  <testcase classname=\"katrace.check\" name=\"", r->status == 1, r->status == 2,
+		r->elapsed_s);
+	fprintf(f, "idle keep-alive timeout of ");
+	xml_escaped(f, opt.target);
+	fprintf(f, " exceeds the load balancer's %.3f s by %.3f s\" time=\"%.3f\">\n",
+		opt.lb_s, opt.margin_s, r->elapsed_s);
+	if (r->status) {
+		fprintf(f, "    <%s message=\"", r->status == 1 ? "failure" : "error");
+		xml_escaped(f, what);
+		fprintf(f, "\">");
+		if (r->fix[0]) {
+			fputs("fix: ", f);
+			xml_escaped(f, r->fix);
+		}
+		fprintf(f, "</%s>\n", r->status == 1 ? "failure" : "error");
+	}
+	fprintf(f, "    <system-out>");
+	xml_escaped(f, what);
+	fprintf(f, " (measured from the %s)</system-out>\n  </testcase>\n</testsuite>\n",
+		r->kernel ? "kernel" : "client socket");
+	fclose(f);
+}
+
 static void print_result(const struct result *r)
 {
 	char what[768];
 
 	describe(r, what, sizeof(what));
-	if (opt.json) {
-		printf("{\"type\":\"check\",\"target\":");
-		json_string(stdout, opt.target);
-		printf(",\"result\":\"%s\",\"exit\":%d,\"lb_idle_timeout_s\":%.3f,\"margin_s\":%.3f",
-		       r->status == 0 ? "pass" : r->status == 1 ? "fail" : "error", r->status,
-		       opt.lb_s, opt.margin_s);
-		printf(",\"measured_by\":\"%s\",\"server_closed\":%s,\"server_idle_timeout_s\":",
-		       r->kernel ? "kernel" : "client-socket", r->server_closed ? "true" : "false");
-		if (r->server_closed)
-			printf("%.4f,\"closed_with\":\"%s\"", r->idle_s, r->close_kind);
-		else
-			printf("null,\"closed_with\":null");
-		printf(",\"server_comm\":");
-		json_string_or_null(stdout, r->server_comm);
-		if (opt.repeat)
-			printf(",\"repeat\":{\"idle_s\":%.3f,\"answered\":%d,\"failed\":%d}",
-			       r->repeat_gap_s, r->repeat_ok, r->repeat_failed);
-		fputs(",\"message\":", stdout);
-		json_string(stdout, what);
-		fputs(",\"fix\":", stdout);
-		json_string_or_null(stdout, r->fix);
-		if (!r->kernel && r->status != 2) {
-			fputs(",\"fallback\":", stdout);
-			json_string(stdout, r->fallback_why);
-		}
-		fputs("}\n", stdout);
-	} else {
-		if (!r->kernel && r->status != 2)
-			printf("katrace check: BPF unavailable (%s): measured from the client socket\n",
-			       r->fallback_why);
-		printf("katrace check: %s: %s\n", r->status == 0 ? "PASS" : r->status == 1 ? "FAIL" : "ERROR",
-		       what);
-		if (r->fix[0])
-			printf("katrace check: fix: %s\n", r->fix);
-	}
+	if (opt.json)
+		print_json(r, what);
+	else
+		print_text(r, what);
 	fflush(stdout);
-	if (opt.junit) {
-		FILE *f = fopen(opt.junit, "w");
-
-		if (!f) {
-			fprintf(stderr, "katrace check: cannot write %s: %s\n", opt.junit, strerror(errno));
-			return;
-		}
-		fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			"<testsuite name=\"katrace check\" tests=\"1\" failures=\"%d\" errors=\"%d\" time=\"%.3f\">\n"
-			"  <testcase classname=\"katrace.check\" name=\"", r->status == 1, r->status == 2,
-			r->elapsed_s);
-		fprintf(f, "idle keep-alive timeout of ");
-		xml_escaped(f, opt.target);
-		fprintf(f, " exceeds the load balancer's %.3f s by %.3f s\" time=\"%.3f\">\n",
-			opt.lb_s, opt.margin_s, r->elapsed_s);
-		if (r->status) {
-			fprintf(f, "    <%s message=\"", r->status == 1 ? "failure" : "error");
-			xml_escaped(f, what);
-			fprintf(f, "\">");
-			if (r->fix[0]) {
-				fputs("fix: ", f);
-				xml_escaped(f, r->fix);
-			}
-			fprintf(f, "</%s>\n", r->status == 1 ? "failure" : "error");
-		}
-		fprintf(f, "    <system-out>");
-		xml_escaped(f, what);
-		fprintf(f, " (measured from the %s)</system-out>\n  </testcase>\n</testsuite>\n",
-			r->kernel ? "kernel" : "client socket");
-		fclose(f);
-	}
+	if (opt.junit)
+		write_junit(r, what);
 }
 
 int check_main(int argc, char **argv)

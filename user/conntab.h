@@ -3,23 +3,7 @@
 #define CONNTAB_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "katrace.h"
-#include "http.h"
-
-/* What the HTTP join knows of one connection. */
-struct http_state {
-	bool counted;			/* false: traced per connection, nothing counted */
-	uint32_t requests, responses;	/* final (non-1xx) responses */
-	uint8_t req_dir;		/* enum data_dir the requests flowed in */
-	bool lost_reported;
-	int last_status;		/* 0: none yet */
-	uint64_t last_request_ns;
-	uint64_t last_response_ns;
-	uint64_t max_reuse_gap_ns;	/* longest idle before a request on this connection */
-	uint64_t idle_since_ns;		/* not counted: when the last response (or any
-					   data, if not HTTP) went, as of the close */
-	char last_request[HTTP_MAX_PATH + 24];	/* "METHOD /path", "" if none */
-};
+#include "conn.h"
 
 struct conn_rec {
 	struct conn c;		/* the latest the kernel told us */

@@ -2,10 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 #include "http.h"
+#include "http_methods.h"
 
-static const char *const methods[] = {
-	"GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
-};
+#define METHOD_NAME(name, word) name,
+static const char *const methods[] = { HTTP_METHODS(METHOD_NAME) };
 
 static const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *needle)
 {

@@ -13,6 +13,7 @@
 #include <bpf/btf.h>
 #include "katrace.h"
 #include "katrace.skel.h"
+#include "features.skel.h"
 #include "loader.h"
 
 #define DEFAULT_BTF "/sys/kernel/btf/vmlinux"
@@ -26,6 +27,7 @@
 struct tracer {
 	struct katrace_bpf *skel;
 	struct ring_buffer *rb;
+	struct kernel_features features;
 	char fallbacks[256];
 	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];
 };
@@ -140,114 +142,134 @@ static uint64_t ns_per_jiffy(void)
 	return res.tv_nsec;
 }
 
-static int load(struct tracer *t, const struct tracer_opts *o, int reset_args, bool have_data,
-		bool dynptr)
+/* Loads the one small program of features.bpf.c: whether the verifier lets
+ * a tracing program read an skb through a dynptr. */
+static bool probe_skb_dynptr(void)
 {
-	t->skel = katrace_bpf__open();
-	if (!t->skel)
-		return -errno;
-	t->skel->rodata->filter_port = o->port;
-	t->skel->rodata->filter_pid = o->ntgids > 0;
-	t->skel->rodata->filter_cgroup = o->cgroup_id;
-	t->skel->rodata->per_conn = o->per_conn;
-	t->skel->rodata->ns_per_jiffy = ns_per_jiffy();
-	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
-	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
+	struct features_bpf *probe = features_bpf__open_and_load();
 
-	/* tcp_send_reset gained its reason argument in Linux 6.10. */
-	bpf_program__set_autoload(t->skel->progs.on_send_reset, reset_args >= 3 && dynptr);
-	bpf_program__set_autoload(t->skel->progs.on_send_reset_linear, reset_args >= 3 && !dynptr);
-	bpf_program__set_autoload(t->skel->progs.on_send_reset_noreason, reset_args < 3);
-	/* sock_{send,recv}_length arrived in Linux 6.5; before, syscall exits */
-	bpf_program__set_autoload(t->skel->progs.on_send_length, have_data && !o->per_conn);
-	bpf_program__set_autoload(t->skel->progs.on_recv_length, have_data && !o->per_conn);
-	bpf_program__set_autoload(t->skel->progs.on_sys_exit, !have_data && !o->per_conn);
-	bpf_program__set_autoload(t->skel->progs.on_tcp_probe, dynptr);
-	bpf_program__set_autoload(t->skel->progs.on_tcp_probe_linear, !dynptr);
-	return katrace_bpf__load(t->skel);
+	features_bpf__destroy(probe);
+	return probe != NULL;
 }
 
-struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
+static int probe_features(const char *btf_path, struct kernel_features *f, struct tracer *t)
 {
 	static const char *const required[] = {
 		"inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset", "tcp_destroy_sock",
 		"tcp_probe",
 	};
-	const char *btf_path = o->btf_path ? o->btf_path : DEFAULT_BTF;
-	struct tracer *t;
 	struct btf *btf;
-	bool have_data, have_sys_exit;
-	int err, reset_args;
 	size_t i;
 
-	libbpf_verbose = o->verbose;
-	quiet = o->quiet;
-	libbpf_set_print(print_libbpf);
-
-	if (check_privileges())
-		return NULL;
 	if (access(btf_path, R_OK)) {
 		fail_msg("no kernel BTF at %s (the kernel needs CONFIG_DEBUG_INFO_BTF=y)",
 			btf_path);
-		return NULL;
+		return -1;
 	}
 	btf = btf__parse(btf_path, NULL);
 	if (!btf) {
 		fail_msg("cannot read BTF from %s: %s", btf_path, strerror(errno));
-		return NULL;
+		return -1;
 	}
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		if (tracepoint_args(btf, required[i]) < 0) {
 			fail_msg("this kernel has no tracepoint %s (its BTF lacks btf_trace_%s)",
-				required[i], required[i]);
+				 required[i], required[i]);
 			btf__free(btf);
-			return NULL;
+			return -1;
 		}
 	}
-	reset_args = tracepoint_args(btf, "tcp_send_reset");
-	have_data = tracepoint_args(btf, "sock_send_length") == 3 &&
-		    tracepoint_args(btf, "sock_recv_length") == 3;
-	have_sys_exit = tracepoint_args(btf, "sys_exit") == 2;
-
-	t = calloc(1, sizeof(*t));
-	if (!t) {
-		btf__free(btf);
-		return NULL;
-	}
+	f->send_reset_reason = tracepoint_args(btf, "tcp_send_reset") >= 3;
+	f->data_tracepoints = tracepoint_args(btf, "sock_send_length") == 3 &&
+			      tracepoint_args(btf, "sock_recv_length") == 3;
+	f->sys_exit = tracepoint_args(btf, "sys_exit") == 2;
+	/* tp_btf got skb dynptrs in 6.12, after tcp_send_reset's reason (6.10):
+	 * a kernel (or a --btf) without the reason is not probed */
+	f->skb_dynptr = f->send_reset_reason && probe_skb_dynptr();
 	read_reset_reasons(btf, t);
 	btf__free(btf);
-	/* per connection there are no data programs to fall back from */
-	if (!have_data && !o->per_conn) {
-		if (!have_sys_exit) {
+	return 0;
+}
+
+void kernel_features_print(FILE *out, const struct kernel_features *f)
+{
+	fprintf(out, "katrace: kernel features: tcp_send_reset reason %s, sock_send/recv_length %s, "
+		"sys_exit %s, skb dynptr in tp_btf %s\n", f->send_reset_reason ? "yes" : "no",
+		f->data_tracepoints ? "yes" : "no", f->sys_exit ? "yes" : "no",
+		f->skb_dynptr ? "yes" : "no");
+}
+
+/* The programs that fit the kernel and the level: each variant is one
+ * named feature (bpf/core_fixes.bpf.h says which kernel brought it). */
+static void choose_programs(struct katrace_bpf *skel, const struct kernel_features *f,
+			    enum level level)
+{
+	bool per_call = level == LEVEL_REQUEST;
+
+	bpf_program__set_autoload(skel->progs.on_send_reset, f->send_reset_reason && f->skb_dynptr);
+	bpf_program__set_autoload(skel->progs.on_send_reset_linear,
+				  f->send_reset_reason && !f->skb_dynptr);
+	bpf_program__set_autoload(skel->progs.on_send_reset_noreason, !f->send_reset_reason);
+	bpf_program__set_autoload(skel->progs.on_send_length, per_call && f->data_tracepoints);
+	bpf_program__set_autoload(skel->progs.on_recv_length, per_call && f->data_tracepoints);
+	bpf_program__set_autoload(skel->progs.on_sys_exit, per_call && !f->data_tracepoints);
+	bpf_program__set_autoload(skel->progs.on_tcp_probe, f->skb_dynptr);
+	bpf_program__set_autoload(skel->progs.on_tcp_probe_linear, !f->skb_dynptr);
+}
+
+/* What the kernel lacks that the user should know of; -1 when katrace
+ * cannot run at this level. */
+static int note_fallbacks(struct tracer *t, const struct tracer_opts *o)
+{
+	const struct kernel_features *f = &t->features;
+
+	/* at the conn level there are no data programs to fall back from */
+	if (!f->data_tracepoints && o->level == LEVEL_REQUEST) {
+		if (!f->sys_exit) {
 			fail_msg("this kernel has neither sock_send_length/sock_recv_length nor "
 				 "sys_exit: katrace cannot time data");
-			free(t);
-			return NULL;
+			return -1;
 		}
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
 				"timing and HTTP from the send/recv syscall exits instead");
 	}
+	if (f->send_reset_reason && !f->skb_dynptr)
+		append_fallback(t, "no skb dynptr in tracing programs: a lost request whose "
+				"bytes sit in page fragments is reported without its line");
+	return 0;
+}
 
-	/* Try reading reset segments through skb dynptrs first; a kernel that
-	 * refuses them in tracing programs gets the linear-only program. */
-	err = load(t, o, reset_args, have_data, reset_args >= 3);
-	if (err && reset_args >= 3) {
-		katrace_bpf__destroy(t->skel);
-		t->skel = NULL;
-		err = load(t, o, reset_args, have_data, false);
-		if (!err)
-			append_fallback(t, "no skb dynptr in tracing programs: a lost request whose "
-					"bytes sit in page fragments is reported without its line");
+static int load(struct tracer *t, const struct tracer_opts *o)
+{
+	int err;
+
+	t->skel = katrace_bpf__open();
+	if (!t->skel) {
+		fail_msg("cannot open the BPF object: %s", strerror(errno));
+		return -1;
 	}
-	if (err) {
-		if (err == -ENOENT || err == -ENOMEM)
-			fail_msg("cannot open the BPF object: %s", strerror(-err));
-		else
-			fail_msg("the kernel refused the BPF programs: %s (run with -v for the verifier log)",
-				strerror(-err));
-		goto fail;
-	}
-	for (i = 0; i < (size_t)o->ntgids; i++) {
+	t->skel->rodata->filter_port = o->port;
+	t->skel->rodata->filter_pid = o->ntgids > 0;
+	t->skel->rodata->filter_cgroup = o->cgroup_id;
+	t->skel->rodata->trace_level = o->level;
+	t->skel->rodata->ns_per_jiffy = ns_per_jiffy();
+	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
+	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
+	choose_programs(t->skel, &t->features, o->level);
+	err = katrace_bpf__load(t->skel);
+	if (err == -ENOENT || err == -ENOMEM)
+		fail_msg("cannot open the BPF object: %s", strerror(-err));
+	else if (err)
+		fail_msg("the kernel refused the BPF programs: %s (run with -v for the verifier log)",
+			 strerror(-err));
+	return err;
+}
+
+static int attach(struct tracer *t, const struct tracer_opts *o, event_fn fn, void *ctx)
+{
+	int i, err;
+
+	for (i = 0; i < o->ntgids; i++) {
 		__u32 tgid = o->tgids[i];
 		__u8 one = 1;
 
@@ -257,18 +279,42 @@ struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
 	err = katrace_bpf__attach(t->skel);
 	if (err) {
 		fail_msg("cannot attach to the tracepoints: %s", strerror(-err));
-		goto fail;
+		return err;
 	}
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events),
 				 (ring_buffer_sample_fn)fn, ctx, NULL);
 	if (!t->rb) {
 		fail_msg("cannot map the ring buffer: %s", strerror(errno));
-		goto fail;
+		return -1;
+	}
+	return 0;
+}
+
+struct tracer *tracer_open(const struct tracer_opts *o, event_fn fn, void *ctx)
+{
+	struct tracer *t;
+
+	libbpf_verbose = o->verbose;
+	quiet = o->quiet;
+	libbpf_set_print(print_libbpf);
+	if (check_privileges())
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		fail_msg("out of memory");
+		return NULL;
+	}
+	if (probe_features(o->btf_path ? o->btf_path : DEFAULT_BTF, &t->features, t) ||
+	    note_fallbacks(t, o) || load(t, o) || attach(t, o, fn, ctx)) {
+		tracer_close(t);
+		return NULL;
 	}
 	return t;
-fail:
-	tracer_close(t);
-	return NULL;
+}
+
+const struct kernel_features *tracer_features(const struct tracer *t)
+{
+	return &t->features;
 }
 
 int tracer_poll(struct tracer *t, int timeout_ms)

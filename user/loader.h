@@ -3,10 +3,20 @@
 #define LOADER_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include "katrace.h"
 
 struct tracer;
+
+/* What this kernel gives, probed once when the tracer opens: each field is
+ * one difference between kernel versions (bpf/core_fixes.bpf.h). */
+struct kernel_features {
+	bool send_reset_reason;	/* tcp_send_reset(sk, skb, reason): 6.10 */
+	bool data_tracepoints;	/* sock_send_length/sock_recv_length: 6.5 */
+	bool sys_exit;		/* tp_btf/sys_exit: the fallback before 6.5 */
+	bool skb_dynptr;	/* bpf_dynptr_from_skb in tp_btf: 6.12 */
+};
 
 struct tracer_opts {
 	const pid_t *tgids;		/* owners to report; none = every process */
@@ -14,8 +24,10 @@ struct tracer_opts {
 	uint16_t port;			/* 0 = any */
 	uint64_t cgroup_id;		/* cgroup v2 id, 0 = any */
 	uint32_t max_conns;
-	bool per_conn;			/* no program per data call: see README, "Levels" */
-	const char *btf_path;		/* NULL = /sys/kernel/btf/vmlinux */
+	enum level level;		/* LEVEL_CONN: no program per data call (README, "Levels") */
+	const char *btf_path;		/* the tracepoints to assume, from this BTF instead
+					   of /sys/kernel/btf/vmlinux: a test hook that
+					   shows katrace an older kernel (NULL: none) */
 	bool verbose;			/* libbpf's own messages */
 	bool quiet;			/* keep errors for tracer_error() instead of printing */
 };
@@ -35,6 +47,8 @@ int tracer_consume(struct tracer *t);
 uint64_t tracer_counter(struct tracer *t, int slot);
 /* Names of optional features the kernel lacked, for the start-up note. */
 const char *tracer_fallbacks(struct tracer *t);
+const struct kernel_features *tracer_features(const struct tracer *t);
+void kernel_features_print(FILE *out, const struct kernel_features *f);
 void tracer_close(struct tracer *t);
 
 /* The kernel's enum sk_rst_reason names, by value, prefix dropped ("" for

@@ -38,14 +38,15 @@ static struct env {
 	const char *btf_path;
 	const char *write_path;		/* -w */
 	bool daemon;
-	int per_conn;			/* --level: -1 = the mode's default */
+	enum level level;
+	bool level_given;		/* else the mode's default: conn with --daemon */
 	const char *log_path;		/* --log, default stdout */
 	const char *metrics_addr;
 	const char *metrics_file;
 	const char *cgroup_path;
 	uint64_t cgroup_id;
 	const char *report_path;	/* katrace report FILE */
-} env = { .max_conns = 65536, .margin_s = 5, .per_conn = -1 };
+} env = { .max_conns = 65536, .margin_s = 5 };
 
 enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN, OPT_DAEMON,
        OPT_LOG, OPT_METRICS_ADDR, OPT_METRICS_FILE, OPT_CGROUP, OPT_LEVEL };
@@ -82,8 +83,9 @@ static const struct argp_option opts[] = {
 	{ "log", OPT_LOG, "FILE", 0, "Where records go (default stdout)", 0 },
 	{ "metrics-addr", OPT_METRICS_ADDR, "HOST:PORT", 0, "Serve Prometheus metrics on GET /metrics", 0 },
 	{ "metrics-file", OPT_METRICS_FILE, "PATH", 0, "Write Prometheus metrics to PATH every 10 s (node_exporter textfile)", 0 },
-	{ "btf", OPT_BTF, "FILE", 0, "Kernel BTF to use instead of /sys/kernel/btf/vmlinux", 0 },
-	{ "verbose", 'v', NULL, 0, "Print libbpf's messages and every reset seen", 0 },
+	{ "btf", OPT_BTF, "FILE", 0, "Take the kernel's tracepoints from this BTF instead of "
+	  "/sys/kernel/btf/vmlinux (a test hook: shows katrace an older kernel)", 0 },
+	{ "verbose", 'v', NULL, 0, "Print the kernel features found, libbpf's messages and every reset seen", 0 },
 	{},
 };
 
@@ -123,104 +125,89 @@ static void add_pids(char *arg, struct argp_state *st)
 	}
 }
 
-static error_t parse_arg(int key, char *arg, struct argp_state *st)
+/* --cgroup: a cgroup v2 directory's inode number is its cgroup id. */
+static void set_cgroup(const char *path)
+{
+	struct statfs fs;
+	struct stat st;
+
+	if (statfs(path, &fs) || fs.f_type != 0x63677270 /* CGROUP2_SUPER_MAGIC */ ||
+	    stat(path, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "katrace: --cgroup %s is not a cgroup v2 directory\n", path);
+		exit(1);
+	}
+	env.cgroup_path = path;
+	env.cgroup_id = st.st_ino;
+}
+
+static double parse_seconds(const char *arg, bool zero_ok, const char *what,
+			    struct argp_state *st)
 {
 	char *end;
+	double v = strtod(arg, &end);
 
+	if (*end || end == arg || v < 0 || (!zero_ok && v == 0))
+		argp_error(st, "invalid %s: '%s'", what, arg);
+	return v;
+}
+
+/* katrace report FILE: the only positional arguments. */
+static void positional(const char *arg, struct argp_state *st)
+{
+	if (st->arg_num == 0 && !strcmp(arg, "report") && !env.report_path)
+		env.report_path = "";
+	else if (st->arg_num == 1 && env.report_path && !env.report_path[0])
+		env.report_path = arg;
+	else
+		argp_error(st, "unexpected argument '%s'", arg);
+}
+
+static void options_done(struct argp_state *st)
+{
+	if (!env.level_given)
+		env.level = env.daemon ? LEVEL_CONN : LEVEL_REQUEST;
+	if (env.report_path && !env.report_path[0])
+		argp_error(st, "report needs a capture file: katrace report FILE");
+	if (env.report_path && (env.ntgids || env.port || env.write_path || env.duration_s))
+		argp_error(st, "report replays a capture: -p, --port, -d and -w do not apply");
+}
+
+static void set_level(const char *arg, struct argp_state *st)
+{
+	if (!strcmp(arg, "conn"))
+		env.level = LEVEL_CONN;
+	else if (!strcmp(arg, "request"))
+		env.level = LEVEL_REQUEST;
+	else
+		argp_error(st, "invalid --level: '%s' (request or conn)", arg);
+	env.level_given = true;
+}
+
+static error_t parse_arg(int key, char *arg, struct argp_state *st)
+{
 	switch (key) {
-	case 'p':
-		add_pids(arg, st);
-		break;
-	case OPT_PORT:
-		env.port = parse_num(arg, 1, 65535, "port", st);
-		break;
-	case 'd':
-		env.duration_s = strtod(arg, &end);
-		if (*end || end == arg || env.duration_s <= 0)
-			argp_error(st, "invalid duration: '%s'", arg);
-		break;
-	case 'T':
-		env.unix_ts = true;
-		break;
-	case OPT_JSON:
-		env.json = true;
-		break;
+	case 'p': add_pids(arg, st); break;
+	case OPT_PORT: env.port = parse_num(arg, 1, 65535, "port", st); break;
+	case 'd': env.duration_s = parse_seconds(arg, false, "duration", st); break;
+	case 'T': env.unix_ts = true; break;
+	case OPT_JSON: env.json = true; break;
 	case OPT_MAX_CONNS:
 		env.max_conns = parse_num(arg, 16, 16 * 1024 * 1024, "--max-conns", st);
 		break;
-	case OPT_BTF:
-		env.btf_path = arg;
-		break;
-	case OPT_FULL_PATH:
-		env.full_path = true;
-		break;
-	case OPT_MARGIN:
-		env.margin_s = strtod(arg, &end);
-		if (*end || end == arg || env.margin_s < 0)
-			argp_error(st, "invalid margin: '%s'", arg);
-		break;
-	case 'v':
-		env.verbose = true;
-		break;
-	case 'w':
-		env.write_path = arg;
-		break;
-	case OPT_DAEMON:
-		env.daemon = true;
-		env.json = true;
-		break;
-	case OPT_LEVEL:
-		if (!strcmp(arg, "conn"))
-			env.per_conn = 1;
-		else if (!strcmp(arg, "request"))
-			env.per_conn = 0;
-		else
-			argp_error(st, "invalid --level: '%s' (request or conn)", arg);
-		break;
-	case OPT_LOG:
-		env.log_path = arg;
-		break;
-	case OPT_METRICS_ADDR:
-		env.metrics_addr = arg;
-		break;
-	case OPT_METRICS_FILE:
-		env.metrics_file = arg;
-		break;
-	case OPT_CGROUP: {
-		struct statfs fs;
-		struct stat st;
-
-		/* a cgroup v2 directory's inode number is its cgroup id */
-		if (statfs(arg, &fs) || fs.f_type != 0x63677270 /* CGROUP2_SUPER_MAGIC */ ||
-		    stat(arg, &st) || !S_ISDIR(st.st_mode)) {
-			fprintf(stderr, "katrace: --cgroup %s is not a cgroup v2 directory\n", arg);
-			exit(1);
-		}
-		env.cgroup_path = arg;
-		env.cgroup_id = st.st_ino;
-		break;
-	}
-	case ARGP_KEY_ARG:
-		if (st->arg_num == 0 && !strcmp(arg, "report") && !env.report_path) {
-			env.report_path = "";
-			break;
-		}
-		if (st->arg_num == 1 && env.report_path && !env.report_path[0]) {
-			env.report_path = arg;
-			break;
-		}
-		argp_error(st, "unexpected argument '%s'", arg);
-		break;
-	case ARGP_KEY_END:
-		if (env.per_conn < 0)
-			env.per_conn = env.daemon;
-		if (env.report_path && !env.report_path[0])
-			argp_error(st, "report needs a capture file: katrace report FILE");
-		if (env.report_path && (env.ntgids || env.port || env.write_path || env.duration_s))
-			argp_error(st, "report replays a capture: -p, --port, -d and -w do not apply");
-		break;
-	default:
-		return ARGP_ERR_UNKNOWN;
+	case OPT_BTF: env.btf_path = arg; break;
+	case OPT_FULL_PATH: env.full_path = true; break;
+	case OPT_MARGIN: env.margin_s = parse_seconds(arg, true, "margin", st); break;
+	case 'v': env.verbose = true; break;
+	case 'w': env.write_path = arg; break;
+	case OPT_DAEMON: env.daemon = env.json = true; break;
+	case OPT_LEVEL: set_level(arg, st); break;
+	case OPT_LOG: env.log_path = arg; break;
+	case OPT_METRICS_ADDR: env.metrics_addr = arg; break;
+	case OPT_METRICS_FILE: env.metrics_file = arg; break;
+	case OPT_CGROUP: set_cgroup(arg); break;
+	case ARGP_KEY_ARG: positional(arg, st); break;
+	case ARGP_KEY_END: options_done(st); break;
+	default: return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
@@ -249,12 +236,14 @@ static FILE *open_log(const char *path)
 	return f;
 }
 
-static void metric_counts(struct tracer *t, struct metric_counts *n)
+/* Everything the run counted so far: the session's and the kernel's. */
+static void run_counters(const struct session *s, struct tracer *t, struct run_counters *n)
 {
-	n->dropped = tracer_counter(t, CNT_RB_DROPS);
-	n->map_full = tracer_counter(t, CNT_MAP_FULL);
+	session_counters(s, n);
+	n->dropped = tracer_counter(t, CNT_DROPPED);
+	n->table_full = tracer_counter(t, CNT_TABLE_FULL);
 	n->untracked_closes = tracer_counter(t, CNT_UNTRACKED_CLOSE);
-	n->unreadable_resets = tracer_counter(t, CNT_SKB_NONLINEAR);
+	n->unreadable_resets = tracer_counter(t, CNT_UNREADABLE_RESET);
 }
 
 static uint64_t now_ns(clockid_t clk)
@@ -284,24 +273,17 @@ static bool targets_alive(void)
 }
 
 /* The run's totals, on stderr, the same live and replayed. */
-static void print_totals(const struct session *s, uint64_t events, uint64_t dropped,
-			 uint64_t not_tracked)
+static void print_totals(const struct run_counters *n)
 {
 	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), "
-		"%llu not tracked (table full)\n", (unsigned long long)events,
-		(unsigned long long)s->lost_requests, (unsigned long long)dropped,
-		(unsigned long long)not_tracked);
+		"%llu not tracked (table full)\n", (unsigned long long)n->events,
+		(unsigned long long)n->lost_requests, (unsigned long long)n->dropped,
+		(unsigned long long)n->table_full);
 }
 
-/* What the live run knew before its first event: the clock, the filter,
- * the reset-reason names of the kernel it ran on. */
 static void apply_header(void *ctx, const struct capture_header *h)
 {
-	struct session *s = ctx;
-
-	s->out.wall_offset_ns = h->wall_offset_ns;
-	s->pid_filter = h->flags & CAPTURE_F_PID_FILTER;
-	memcpy(s->rst_reasons, h->rst_reasons, sizeof(s->rst_reasons));
+	session_use_header(ctx, h);
 }
 
 /* katrace report FILE: the recorded stream through the same join and analysis. */
@@ -309,192 +291,252 @@ static int report(struct session *s)
 {
 	struct capture_header h;
 	struct capture_end end = {};
-	uint64_t bad;
+	struct run_counters n;
 
 	if (capture_replay(env.report_path, &h, &end, apply_header, session_event, s))
 		return 1;
-	bad = s->bad_records;
-	if (bad) {
+	session_counters(s, &n);
+	if (n.bad_records) {
 		fprintf(stderr, "katrace: %s: corrupted capture: %llu records are not katrace events\n",
-			env.report_path, (unsigned long long)bad);
+			env.report_path, (unsigned long long)n.bad_records);
 		return 1;
 	}
 	session_finish(s);
-	s->events = end.events;
-	session_summary(s, end.dropped, end.not_tracked);
-	print_totals(s, end.events, end.dropped, end.not_tracked);
+	session_counters(s, &n);
+	/* the live run's counts: its events included those -w could not keep */
+	n.events = end.events;
+	n.dropped = end.dropped;
+	n.table_full = end.table_full;
+	session_summary(s, &n);
+	print_totals(&n);
 	return 0;
 }
 
-int main(int argc, char **argv)
-{
-	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
-	struct capture_header cap_header;
-	struct tracer_opts topts;
+/* A live run: the tracer, the optional capture and metrics endpoint. */
+struct live {
 	struct session *s;
 	struct tracer *t;
-	uint64_t start, deadline = 0, last_check = 0, drops_seen = 0, drain_until = 0, last_metrics = 0;
-	uint64_t not_tracked;
-	int err, metrics_fd = -1;
+	struct capture *cap;
+	int metrics_fd;
+	uint64_t deadline, last_check, drops_seen, drain_until, last_metrics;
+};
 
-	if (argc > 1 && !strcmp(argv[1], "check"))
-		return check_main(argc - 1, argv + 1);
-	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
-	if (err)
-		return 1;
-	s = session_new(env.max_conns, env.margin_s * 1000);
-	if (!s) {
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, taken once: the records and a capture's
+ * header must agree on it to the nanosecond. */
+static int64_t wall_offset_ns;
+
+static struct session *open_session(void)
+{
+	struct session_opts o = {
+		.out = { .json = env.json, .unix_ts = env.unix_ts, .wall_offset_ns = wall_offset_ns },
+		.max_conns = env.max_conns, .margin_ms = env.margin_s * 1000,
+		.full_path = env.full_path, .pid_filter = env.ntgids > 0, .verbose = env.verbose,
+	};
+	struct session *s;
+
+	o.out.f = open_log(env.log_path);
+	if (!o.out.f)
+		return NULL;
+	s = session_new(&o);
+	if (!s)
 		fprintf(stderr, "katrace: out of memory\n");
-		return 1;
-	}
-	s->out.f = open_log(env.log_path);
-	if (!s->out.f)
-		return 1;
-	s->out.json = env.json;
-	s->out.unix_ts = env.unix_ts;
-	s->out.wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
-	s->full_path = env.full_path;
-	s->pid_filter = env.ntgids > 0;
-	s->verbose = env.verbose;
-	if (env.report_path) {
-		err = report(s);
-		session_free(s);
-		return err;
-	}
+	return s;
+}
 
-	topts = (struct tracer_opts){
+static struct capture *open_capture(struct tracer *t)
+{
+	struct capture_header h;
+
+	capture_header_init(&h);
+	h.wall_offset_ns = wall_offset_ns;
+	h.flags = (env.ntgids ? CAPTURE_F_PID_FILTER : 0) | (env.full_path ? CAPTURE_F_FULL_PATH : 0);
+	tracer_reset_reasons(t, h.rst_reasons);
+	return capture_create(env.write_path, &h);
+}
+
+/* Set-up: the tracer attached, the capture and endpoint open, signals
+ * caught. -1 after saying why. */
+static int start_live(struct live *l)
+{
+	struct tracer_opts o = {
 		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
 		.max_conns = env.max_conns, .btf_path = env.btf_path, .verbose = env.verbose,
-		.cgroup_id = env.cgroup_id, .per_conn = env.per_conn,
+		.cgroup_id = env.cgroup_id, .level = env.level,
 	};
-	t = tracer_open(&topts, session_event, s);
-	if (!t)
-		return 1;
-	tracer_reset_reasons(t, s->rst_reasons);
-	if (tracer_fallbacks(t))
-		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(t));
-	if (env.write_path) {
-		capture_header_init(&cap_header);
-		cap_header.wall_offset_ns = s->out.wall_offset_ns;
-		cap_header.flags = (env.ntgids ? CAPTURE_F_PID_FILTER : 0) |
-				   (env.full_path ? CAPTURE_F_FULL_PATH : 0);
-		memcpy(cap_header.rst_reasons, s->rst_reasons, sizeof(cap_header.rst_reasons));
-		s->cap = capture_create(env.write_path, &cap_header);
-		if (!s->cap) {
-			tracer_close(t);
-			return 1;
-		}
-	}
+	char reasons[MAX_RST_REASONS][RST_REASON_LEN];
 
-	if (env.metrics_addr) {
-		metrics_fd = metrics_listen(env.metrics_addr);
-		if (metrics_fd < 0) {
-			tracer_close(t);
-			return 1;
-		}
-	}
+	l->metrics_fd = -1;
+	l->t = tracer_open(&o, session_event, l->s);
+	if (!l->t)
+		return -1;
+	if (env.verbose)
+		kernel_features_print(stderr, tracer_features(l->t));
+	tracer_reset_reasons(l->t, reasons);
+	session_set_reset_reasons(l->s, (const char (*)[RST_REASON_LEN])reasons);
+	if (tracer_fallbacks(l->t))
+		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(l->t));
+	if (env.write_path && !(l->cap = open_capture(l->t)))
+		return -1;
+	session_record_to(l->s, l->cap);
+	if (env.metrics_addr && (l->metrics_fd = metrics_listen(env.metrics_addr)) < 0)
+		return -1;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGUSR1, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	start = now_ns(CLOCK_MONOTONIC);
 	if (env.duration_s > 0)
-		deadline = start + (uint64_t)(env.duration_s * 1e9);
+		l->deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)(env.duration_s * 1e9);
 	fprintf(stderr, "katrace: tracing%s%s, %s; %s\n",
 		env.ntgids ? " the given processes" : env.cgroup_path ? " the cgroup " : " every TCP connection",
 		env.cgroup_path && !env.ntgids ? env.cgroup_path : "",
-		env.per_conn ? "per connection" : "per request",
+		env.level == LEVEL_CONN ? "per connection" : "per request",
 		env.daemon ? "SIGTERM stops, SIGHUP reopens the log, SIGUSR1 logs a summary" : "Ctrl-C to stop");
+	return 0;
+}
 
-	while (!stop_signal) {
-		struct pollfd pfd[2] = {
-			{ .fd = tracer_fd(t), .events = POLLIN },
-			{ .fd = metrics_fd, .events = POLLIN },
-		};
-		struct metric_counts mc;
-		uint64_t now;
+/* What the signals asked for: a summary, the log reopened. */
+static void handle_requests(struct live *l)
+{
+	struct run_counters n;
+	FILE *f;
 
-		if (poll(pfd, metrics_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR) {
-			fprintf(stderr, "katrace: poll failed: %s\n", strerror(errno));
-			break;
-		}
-		err = tracer_consume(t);
-		if (err < 0 && err != -EINTR) {
-			fprintf(stderr, "katrace: ring buffer read failed: %s\n", strerror(-err));
-			break;
-		}
-		if (metrics_fd >= 0 && (pfd[1].revents & POLLIN)) {
-			metric_counts(t, &mc);
-			metrics_serve_one(metrics_fd, s, &mc);
-		}
-		now = now_ns(CLOCK_MONOTONIC);
-		if (summary_wanted) {
-			summary_wanted = 0;
-			session_summary(s, tracer_counter(t, CNT_RB_DROPS), tracer_counter(t, CNT_MAP_FULL));
-		}
-		if (reopen_wanted) {
-			FILE *f;
-
-			reopen_wanted = 0;
-			if (env.log_path && (f = open_log(env.log_path))) {
-				fclose(s->out.f);
-				s->out.f = f;
-			}
-		}
-		if (env.metrics_file && now - last_metrics >= METRICS_FILE_PERIOD_NS) {
-			last_metrics = now;
-			metric_counts(t, &mc);
-			metrics_write_file(env.metrics_file, s, &mc);
-		}
-		if (deadline && now >= deadline)
-			break;
-		if (drain_until) {
-			if (now >= drain_until)
-				break;
-			continue;
-		}
-		if (now - last_check < 500000000ULL)
-			continue;
-		last_check = now;
-		if (tracer_counter(t, CNT_RB_DROPS) > drops_seen) {
-			drops_seen = tracer_counter(t, CNT_RB_DROPS);
-			fprintf(stderr, "katrace: warning: %llu events dropped so far (ring buffer full)\n",
-				(unsigned long long)drops_seen);
-		}
-		/* The kernel closes a dead process's sockets: give their events time to arrive. */
-		if (env.ntgids && !targets_alive()) {
-			fprintf(stderr, "katrace: every traced process has exited; stopping\n");
-			drain_until = now + 300000000ULL;
+	if (summary_wanted) {
+		summary_wanted = 0;
+		run_counters(l->s, l->t, &n);
+		session_summary(l->s, &n);
+	}
+	if (reopen_wanted) {
+		reopen_wanted = 0;
+		if (env.log_path && (f = open_log(env.log_path))) {
+			fclose(session_log(l->s));
+			session_set_log(l->s, f);
 		}
 	}
-	tracer_poll(t, 0);
-	session_finish(s);
-	drops_seen = tracer_counter(t, CNT_RB_DROPS);
-	not_tracked = tracer_counter(t, CNT_MAP_FULL);
-	session_summary(s, drops_seen, not_tracked);
-	err = 0;
-	if (s->cap) {
+}
+
+/* Every half second: drops so far, and whether the traced processes live.
+ * The kernel closes a dead process's sockets: give their events time to
+ * arrive. */
+static void check_health(struct live *l, uint64_t now)
+{
+	uint64_t drops = tracer_counter(l->t, CNT_DROPPED);
+
+	if (now - l->last_check < 500000000ULL)
+		return;
+	l->last_check = now;
+	if (drops > l->drops_seen) {
+		l->drops_seen = drops;
+		fprintf(stderr, "katrace: warning: %llu events dropped so far (ring buffer full)\n",
+			(unsigned long long)drops);
+	}
+	if (env.ntgids && !targets_alive()) {
+		fprintf(stderr, "katrace: every traced process has exited; stopping\n");
+		l->drain_until = now + 300000000ULL;
+	}
+}
+
+/* One turn of the event loop; false when the run is over. */
+static bool tick(struct live *l)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = tracer_fd(l->t), .events = POLLIN },
+		{ .fd = l->metrics_fd, .events = POLLIN },
+	};
+	struct run_counters n;
+	uint64_t now;
+	int err;
+
+	if (poll(pfd, l->metrics_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR) {
+		fprintf(stderr, "katrace: poll failed: %s\n", strerror(errno));
+		return false;
+	}
+	err = tracer_consume(l->t);
+	if (err < 0 && err != -EINTR) {
+		fprintf(stderr, "katrace: ring buffer read failed: %s\n", strerror(-err));
+		return false;
+	}
+	if (l->metrics_fd >= 0 && (pfd[1].revents & POLLIN)) {
+		run_counters(l->s, l->t, &n);
+		metrics_serve_one(l->metrics_fd, l->s, &n);
+	}
+	handle_requests(l);
+	now = now_ns(CLOCK_MONOTONIC);
+	if (env.metrics_file && now - l->last_metrics >= METRICS_FILE_PERIOD_NS) {
+		l->last_metrics = now;
+		run_counters(l->s, l->t, &n);
+		metrics_write_file(env.metrics_file, l->s, &n);
+	}
+	if (l->deadline && now >= l->deadline)
+		return false;
+	if (l->drain_until)
+		return now < l->drain_until;
+	check_health(l, now);
+	return true;
+}
+
+/* Tear-down: what is left in the ring buffer, the summary, the capture's
+ * end record, the last metrics file. Returns the exit status. */
+static int finish_live(struct live *l)
+{
+	struct run_counters n;
+	int err = 0;
+
+	tracer_poll(l->t, 0);
+	session_finish(l->s);
+	run_counters(l->s, l->t, &n);
+	session_summary(l->s, &n);
+	if (l->cap) {
 		struct capture_end end = {
-			.h.type = EV_CAPTURE_END, .h.ts_ns = s->last_ts_ns, .events = s->events,
-			.dropped = drops_seen, .not_tracked = not_tracked,
+			.h.type = EV_CAPTURE_END, .h.ts_ns = session_last_ts(l->s), .events = n.events,
+			.dropped = n.dropped, .table_full = n.table_full,
 		};
 
-		err = capture_close(s->cap, &end) ? 1 : 0;
-		s->cap = NULL;
+		session_record_to(l->s, NULL);
+		err = capture_close(l->cap, &end) ? 1 : 0;
+		l->cap = NULL;
 	}
-	print_totals(s, s->events, drops_seen, not_tracked);
-	if (env.metrics_file) {
-		struct metric_counts mc;
+	print_totals(&n);
+	if (env.metrics_file)
+		metrics_write_file(env.metrics_file, l->s, &n);
+	return err;
+}
 
-		metric_counts(t, &mc);
-		metrics_write_file(env.metrics_file, s, &mc);
+static void close_live(struct live *l)
+{
+	if (l->metrics_fd >= 0)
+		close(l->metrics_fd);
+	tracer_close(l->t);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
+	struct live l = { .metrics_fd = -1 };
+	FILE *log;
+	int err;
+
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return check_main(argc - 1, argv + 1);
+	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
+		return 1;
+	wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	l.s = open_session();
+	if (!l.s)
+		return 1;
+	if (env.report_path) {
+		err = report(l.s);
+	} else if (start_live(&l)) {
+		err = 1;
+	} else {
+		while (!stop_signal && tick(&l))
+			;
+		err = finish_live(&l);
 	}
-	if (metrics_fd >= 0)
-		close(metrics_fd);
-	tracer_close(t);
-	if (s->out.f != stdout)
-		fclose(s->out.f);
-	session_free(s);
+	close_live(&l);
+	log = session_log(l.s);
+	if (log != stdout)
+		fclose(log);
+	session_free(l.s);
 	return err;
 }

@@ -10,9 +10,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "analyze.h"
 #include "metrics.h"
-#include "output.h"
 #include "session.h"
 
 static void label(FILE *f, const char *name, const char *value)
@@ -79,21 +77,36 @@ static void self_usage(double *cpu_s, long *rss_bytes)
 	*rss_bytes = resident * sysconf(_SC_PAGESIZE);
 }
 
-void metrics_render(FILE *f, const struct session *s, const struct metric_counts *n)
+static void close_metrics(FILE *f, const struct session *s)
 {
-	const struct analyzer *a = &s->an;
-	enum verdict_kind kind[MAX_SERVICES];	/* one verdict per service and scrape */
-	struct verdict v;
-	double cpu;
-	long rss;
-	int i, r, c;
+	int r, c;
 
 	header(f, "katrace_connections_closed_total", "counter",
 	       "TCP connections that ended, by role and by who closed first.");
 	for (r = ROLE_UNKNOWN; r <= ROLE_CLIENT; r++)
 		for (c = CLOSED_LOCAL_FIN; c <= CLOSED_PEER_RST; c++)
 			fprintf(f, "katrace_connections_closed_total{role=\"%s\",closed_by=\"%s\"} %llu\n",
-				role_name(r), closed_by_name(c), (unsigned long long)s->closes[r][c]);
+				role_name(r), closed_by_name(c), (unsigned long long)session_closes(s, r, c));
+}
+
+static void timeout_gauges(FILE *f, const struct service *s, const struct verdict *v)
+{
+	if (v->backend.found) {
+		service_side(f, "katrace_idle_timeout_seconds", s, "backend");
+		fprintf(f, "} %.4f\n", v->backend.value_ms / 1000);
+	}
+	if (v->peer.found) {
+		service_side(f, "katrace_idle_timeout_seconds", s, "peer");
+		fprintf(f, "} %.4f\n", v->peer.value_ms / 1000);
+	}
+}
+
+/* Per service, with one verdict per service and scrape. */
+static void service_metrics(FILE *f, const struct session *s)
+{
+	const struct analyzer *a = session_analysis(s);
+	static struct verdict v[MAX_SERVICES];
+	int i;
 
 	header(f, "katrace_idle_before_close_seconds", "histogram",
 	       "Idle time of HTTP keep-alive connections when one side closed them, per service and side.");
@@ -110,35 +123,34 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 	}
 	header(f, "katrace_idle_timeout_seconds", "gauge",
 	       "Inferred effective idle keep-alive timeout, per service and side (absent until known).");
-	for (i = 0; i < a->n; i++) {
-		analyze_verdict(a, &a->svc[i], &v);
-		kind[i] = v.kind;
-		if (v.backend.found) {
-			service_side(f, "katrace_idle_timeout_seconds", &a->svc[i], "backend");
-			fprintf(f, "} %.4f\n", v.backend.value_ms / 1000);
-		}
-		if (v.peer.found) {
-			service_side(f, "katrace_idle_timeout_seconds", &a->svc[i], "peer");
-			fprintf(f, "} %.4f\n", v.peer.value_ms / 1000);
-		}
-	}
+	session_verdicts(s, v);
+	for (i = 0; i < a->n; i++)
+		timeout_gauges(f, &a->svc[i], &v[i]);
 	header(f, "katrace_timeout_mismatch", "gauge",
 	       "1 while the verdict for a service is MISMATCH: its backend closes idle connections its peer still reuses.");
 	for (i = 0; i < a->n; i++) {
 		fputs("katrace_timeout_mismatch{", f);
 		label(f, "service", a->svc[i].name);
-		fprintf(f, "} %d\n", kind[i] == VERDICT_MISMATCH);
+		fprintf(f, "} %d\n", v[i].kind == VERDICT_MISMATCH);
 	}
+}
+
+/* katrace's own health: what it read, dropped and evicted, and its cost. */
+static void run_metrics(FILE *f, const struct run_counters *n)
+{
+	double cpu;
+	long rss;
+
 	header(f, "katrace_events_total", "counter", "Events read from the kernel.");
-	fprintf(f, "katrace_events_total %llu\n", (unsigned long long)s->events);
+	fprintf(f, "katrace_events_total %llu\n", (unsigned long long)n->events);
 	header(f, "katrace_ringbuf_dropped_events_total", "counter",
 	       "Events the kernel dropped because the ring buffer was full.");
 	fprintf(f, "katrace_ringbuf_dropped_events_total %llu\n", (unsigned long long)n->dropped);
 	header(f, "katrace_evictions_total", "counter",
 	       "Connections dropped from a bounded table: kernel (LRU evicted or refused) and user space (LRU).");
 	fprintf(f, "katrace_evictions_total{table=\"kernel\"} %llu\n",
-		(unsigned long long)(n->untracked_closes + n->map_full));
-	fprintf(f, "katrace_evictions_total{table=\"user\"} %llu\n", (unsigned long long)s->conns.evictions);
+		(unsigned long long)(n->untracked_closes + n->table_full));
+	fprintf(f, "katrace_evictions_total{table=\"user\"} %llu\n", (unsigned long long)n->user_evictions);
 	header(f, "katrace_unreadable_resets_total", "counter",
 	       "Lost-request segments whose bytes the kernel would not let BPF read.");
 	fprintf(f, "katrace_unreadable_resets_total %llu\n", (unsigned long long)n->unreadable_resets);
@@ -147,6 +159,13 @@ void metrics_render(FILE *f, const struct session *s, const struct metric_counts
 	fprintf(f, "katrace_process_cpu_seconds_total %.3f\n", cpu);
 	header(f, "katrace_process_resident_memory_bytes", "gauge", "katrace's own resident memory.");
 	fprintf(f, "katrace_process_resident_memory_bytes %ld\n", rss);
+}
+
+void metrics_render(FILE *f, const struct session *s, const struct run_counters *n)
+{
+	close_metrics(f, s);
+	service_metrics(f, s);
+	run_metrics(f, n);
 }
 
 int metrics_listen(const char *addr)
@@ -179,7 +198,7 @@ int metrics_listen(const char *addr)
 	return fd;
 }
 
-void metrics_serve_one(int listen_fd, const struct session *s, const struct metric_counts *n)
+void metrics_serve_one(int listen_fd, const struct session *s, const struct run_counters *n)
 {
 	char req[2048], *body = NULL;
 	size_t have = 0, body_len = 0;
@@ -230,7 +249,7 @@ void metrics_serve_one(int listen_fd, const struct session *s, const struct metr
 	close(fd);
 }
 
-int metrics_write_file(const char *path, const struct session *s, const struct metric_counts *n)
+int metrics_write_file(const char *path, const struct session *s, const struct run_counters *n)
 {
 	char tmp[4096];
 	FILE *f;

@@ -5,21 +5,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "counters.h"
+
 struct session;
 
-struct metric_counts {
-	uint64_t dropped;		/* ring buffer full */
-	uint64_t map_full;		/* kernel table refused a connection */
-	uint64_t untracked_closes;	/* closes of connections the kernel table no longer held */
-	uint64_t unreadable_resets;	/* lost-request segments in page fragments, unread */
-};
-
-void metrics_render(FILE *f, const struct session *s, const struct metric_counts *n);
+void metrics_render(FILE *f, const struct session *s, const struct run_counters *n);
 /* "127.0.0.1:9464" -> a listening non-blocking socket, or -1 after a message. */
 int metrics_listen(const char *addr);
 /* Answers one pending connection on the listening socket, if any. */
-void metrics_serve_one(int listen_fd, const struct session *s, const struct metric_counts *n);
+void metrics_serve_one(int listen_fd, const struct session *s, const struct run_counters *n);
 /* Writes PATH.tmp and renames it over PATH. 0 or -1. */
-int metrics_write_file(const char *path, const struct session *s, const struct metric_counts *n);
+int metrics_write_file(const char *path, const struct session *s, const struct run_counters *n);
 
 #endif

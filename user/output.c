@@ -1,55 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-#include <arpa/inet.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
-#include "analyze.h"
 #include "output.h"
-
-static const char *const tcp_states[] = {
-	[1] = "ESTABLISHED", [2] = "SYN_SENT", [3] = "SYN_RECV", [4] = "FIN_WAIT1",
-	[5] = "FIN_WAIT2", [6] = "TIME_WAIT", [7] = "CLOSE", [8] = "CLOSE_WAIT",
-	[9] = "LAST_ACK", [10] = "LISTEN", [11] = "CLOSING", [12] = "NEW_SYN_RECV",
-	[13] = "BOUND_INACTIVE",
-};
-
-const char *tcp_state_name(int state)
-{
-	if (state > 0 && state < (int)(sizeof(tcp_states) / sizeof(tcp_states[0])))
-		return tcp_states[state];
-	return "UNKNOWN";
-}
-
-const char *closed_by_name(int closed_by)
-{
-	static const char *const names[] = {
-		[CLOSED_NONE] = "open", [CLOSED_LOCAL_FIN] = "local-fin",
-		[CLOSED_PEER_FIN] = "peer-fin", [CLOSED_LOCAL_RST] = "local-rst",
-		[CLOSED_PEER_RST] = "peer-rst",
-	};
-	return closed_by >= 0 && closed_by <= CLOSED_PEER_RST ? names[closed_by] : "unknown";
-}
-
-const char *role_name(int role)
-{
-	return role == ROLE_SERVER ? "server" : role == ROLE_CLIENT ? "client" : "unknown";
-}
-
-void format_endpoint(const struct tuple *t, bool local, char *buf, size_t len)
-{
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-	const uint8_t *a = local ? t->laddr : t->raddr;
-	uint16_t port = local ? t->lport : t->rport;
-	char ip[INET6_ADDRSTRLEN];
-
-	if (t->family == AF_INET6 && memcmp(a, v4mapped, 12)) {
-		inet_ntop(AF_INET6, a, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, port);
-		return;
-	}
-	inet_ntop(AF_INET, t->family == AF_INET6 ? a + 12 : a, ip, sizeof(ip));
-	snprintf(buf, len, "%s:%u", ip, port);
-}
 
 void json_string(FILE *f, const char *s)
 {
@@ -73,64 +26,6 @@ void json_string_or_null(FILE *f, const char *s)
 		json_string(f, s);
 	else
 		fputs("null", f);
-}
-
-double span_ms(uint64_t from_ns, uint64_t to_ns)
-{
-	if (!from_ns || !to_ns || to_ns < from_ns)
-		return -1;
-	return (to_ns - from_ns) / 1e6;
-}
-
-uint64_t conn_last_activity(const struct conn *c)
-{
-	uint64_t t = c->start_ns;
-
-	if (c->last_send_ns > t)
-		t = c->last_send_ns;
-	if (c->last_recv_ns > t)
-		t = c->last_recv_ns;
-	return t;
-}
-
-/* Per connection, nothing was counted: requests and responses are data
- * one way and the other, told apart by the connection's role. */
-static uint64_t request_way_ns(const struct conn *c, const struct http_state *h)
-{
-	return h->req_dir == DIR_IN ? c->last_recv_ns : c->last_send_ns;
-}
-
-uint64_t response_way_ns(const struct conn *c, const struct http_state *h)
-{
-	return h->req_dir == DIR_IN ? c->last_send_ns : c->last_recv_ns;
-}
-
-bool conn_served(const struct conn *c, const struct http_state *h)
-{
-	if (!h)
-		return false;
-	if (h->counted)
-		return h->requests > 0;
-	return c->proto == PROTO_HTTP && request_way_ns(c, h) && response_way_ns(c, h);
-}
-
-bool conn_outstanding(const struct conn *c, const struct http_state *h)
-{
-	if (h->counted)
-		return h->requests > h->responses;
-	return request_way_ns(c, h) > response_way_ns(c, h);
-}
-
-uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
-{
-	uint64_t t;
-
-	if (h && !h->counted)
-		return h->idle_since_ns;
-	if (!h || !h->responses)
-		return conn_last_activity(c);
-	t = response_way_ns(c, h);
-	return t > h->last_response_ns ? t : h->last_response_ns;
 }
 
 static void print_time(struct output *o, uint64_t mono_ns)
@@ -185,8 +80,8 @@ static void copy_comm(char *dst, const char *src)
 	dst[i] = 0;
 }
 
-void output_close(struct output *o, const struct conn *c, const struct http_state *h,
-		  uint64_t end_ns)
+void output_close_record(struct output *o, const struct conn *c, const struct http_state *h,
+			 uint64_t end_ns)
 {
 	char comm[TASK_COMM_LEN + 1] = {}, laddr[64], raddr[64];
 	uint64_t at = c->close_ns ? c->close_ns : end_ns;
@@ -241,81 +136,101 @@ void output_close(struct output *o, const struct conn *c, const struct http_stat
 	fflush(o->f);
 }
 
-void output_lost(struct output *o, const struct lost *l)
+static void lost_json(struct output *o, const struct lost *l, const char *comm,
+		      const char *laddr, const char *raddr)
+{
+	int64_t wall = (int64_t)l->ts_ns + o->wall_offset_ns;
+
+	fprintf(o->f, "{\"type\":\"lost_request\",\"ts\":%.6f,\"pid\":", wall / 1e9);
+	if (l->c) {
+		fprintf(o->f, "%u,\"comm\":", l->c->tgid);
+		json_string(o->f, comm);
+	} else {
+		fputs("null,\"comm\":null", o->f);
+	}
+	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":",
+		laddr, raddr, l->side == LOST_AT_SERVER ? "server" : "client");
+	json_string_or_null(o->f, l->request);
+	if (!isnan(l->close_to_request_ms))
+		fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
+	else
+		fputs(",\"close_to_request_ms\":null", o->f);
+	json_ms(o->f, "idle_ms", l->idle_ms);
+	fputs(",\"reset_reason\":", o->f);
+	json_string_or_null(o->f, l->reason);
+	fputs("}\n", o->f);
+}
+
+/* Traced on the backend: the request arrived on a connection it closed. */
+static void lost_text_server(struct output *o, const struct lost *l, const char *laddr,
+			     const char *raddr)
+{
+	bool known_close = !isnan(l->close_to_request_ms);
+
+	if (l->request[0])
+		fprintf(o->f, "%s <- %s \"%s\": ", laddr, raddr, l->request);
+	else
+		fprintf(o->f, "%s <- %s a request (its bytes were unreadable here): ", laddr, raddr);
+	if (known_close && l->close_to_request_ms >= 0)
+		fprintf(o->f, "arrived %.1f ms after this server closed the connection",
+			l->close_to_request_ms);
+	else if (known_close)
+		fprintf(o->f, "arrived %.1f ms before this server closed the connection",
+			-l->close_to_request_ms);
+	else
+		fprintf(o->f, "arrived on a connection this server had closed");
+	if (l->idle_ms >= 0)
+		fprintf(o->f, " after %.1f ms idle", l->idle_ms);
+	if (known_close && l->close_to_request_ms < 0)
+		fprintf(o->f, ", and lay unread");
+	fprintf(o->f, "; the kernel answered RST (%s)\n", l->reason ? l->reason : "reason unknown");
+}
+
+/* Traced on the proxy: it wrote the request and got RST back. */
+static void lost_text_client(struct output *o, const struct lost *l, const char *laddr,
+			     const char *raddr)
+{
+	bool known_close = !isnan(l->close_to_request_ms);
+	bool by_rst = l->c && l->c->closed_by == CLOSED_PEER_RST;
+
+	if (l->request[0])
+		fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
+	else	/* --level conn keeps no request line on this side */
+		fprintf(o->f, "%s -> %s a request (not named at --level conn): ", laddr, raddr);
+	if (!known_close)
+		fprintf(o->f, "sent on an idle connection");
+	else if (by_rst)
+		fprintf(o->f, "sent %.1f ms before the peer aborted the connection",
+			-l->close_to_request_ms);
+	else if (l->close_to_request_ms >= 0)
+		fprintf(o->f, "sent %.1f ms after the peer's FIN arrived", l->close_to_request_ms);
+	else
+		fprintf(o->f, "sent %.1f ms before the peer's FIN arrived", -l->close_to_request_ms);
+	if (l->idle_ms >= 0)
+		fprintf(o->f, " after %.1f ms idle", l->idle_ms);
+	fprintf(o->f, "; the peer answered RST: no response\n");
+}
+
+void output_lost_record(struct output *o, const struct lost *l)
 {
 	char comm[TASK_COMM_LEN + 1] = "", laddr[64], raddr[64];
-	int64_t wall = (int64_t)l->ts_ns + o->wall_offset_ns;
-	bool known_close = !isnan(l->close_to_request_ms);
 
 	if (l->c)
 		copy_comm(comm, l->c->comm);
 	format_endpoint(&l->t, true, laddr, sizeof(laddr));
 	format_endpoint(&l->t, false, raddr, sizeof(raddr));
-
 	if (o->json) {
-		fprintf(o->f, "{\"type\":\"lost_request\",\"ts\":%.6f,\"pid\":", wall / 1e9);
-		if (l->c) {
-			fprintf(o->f, "%u,\"comm\":", l->c->tgid);
-			json_string(o->f, comm);
-		} else {
-			fputs("null,\"comm\":null", o->f);
-		}
-		fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":",
-			laddr, raddr, l->side == LOST_AT_SERVER ? "server" : "client");
-		json_string_or_null(o->f, l->request);
-		if (known_close)
-			fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
-		else
-			fputs(",\"close_to_request_ms\":null", o->f);
-		json_ms(o->f, "idle_ms", l->idle_ms);
-		fputs(",\"reset_reason\":", o->f);
-		json_string_or_null(o->f, l->reason);
-		fputs("}\n", o->f);
-		fflush(o->f);
-		return;
-	}
-	header(o);
-	fputs("LOST ", o->f);
-	print_time(o, l->ts_ns);
-	if (l->c)
-		fprintf(o->f, "%s[%u] ", comm, l->c->tgid);
-	if (l->side == LOST_AT_SERVER) {
-		if (l->request[0])
-			fprintf(o->f, "%s <- %s \"%s\": ", laddr, raddr, l->request);
-		else
-			fprintf(o->f, "%s <- %s a request (its bytes were unreadable here): ", laddr, raddr);
-		if (known_close && l->close_to_request_ms >= 0)
-			fprintf(o->f, "arrived %.1f ms after this server closed the connection",
-				l->close_to_request_ms);
-		else if (known_close)
-			fprintf(o->f, "arrived %.1f ms before this server closed the connection",
-				-l->close_to_request_ms);
-		else
-			fprintf(o->f, "arrived on a connection this server had closed");
-		if (l->idle_ms >= 0)
-			fprintf(o->f, " after %.1f ms idle", l->idle_ms);
-		if (known_close && l->close_to_request_ms < 0)
-			fprintf(o->f, ", and lay unread");
-		fprintf(o->f, "; the kernel answered RST (%s)\n", l->reason ? l->reason : "reason unknown");
+		lost_json(o, l, comm, laddr, raddr);
 	} else {
-		bool by_rst = l->c && l->c->closed_by == CLOSED_PEER_RST;
-
-		if (l->request[0])
-			fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
-		else	/* --level conn keeps no request line on this side */
-			fprintf(o->f, "%s -> %s a request (not named at --level conn): ", laddr, raddr);
-		if (!known_close)
-			fprintf(o->f, "sent on an idle connection");
-		else if (by_rst)
-			fprintf(o->f, "sent %.1f ms before the peer aborted the connection",
-				-l->close_to_request_ms);
-		else if (l->close_to_request_ms >= 0)
-			fprintf(o->f, "sent %.1f ms after the peer's FIN arrived", l->close_to_request_ms);
+		header(o);
+		fputs("LOST ", o->f);
+		print_time(o, l->ts_ns);
+		if (l->c)
+			fprintf(o->f, "%s[%u] ", comm, l->c->tgid);
+		if (l->side == LOST_AT_SERVER)
+			lost_text_server(o, l, laddr, raddr);
 		else
-			fprintf(o->f, "sent %.1f ms before the peer's FIN arrived", -l->close_to_request_ms);
-		if (l->idle_ms >= 0)
-			fprintf(o->f, " after %.1f ms idle", l->idle_ms);
-		fprintf(o->f, "; the peer answered RST: no response\n");
+			lost_text_client(o, l, laddr, raddr);
 	}
 	fflush(o->f);
 }
@@ -347,75 +262,94 @@ static void idle_line(FILE *f, const char *who, const struct idle_stats *st,
 	fputc('\n', f);
 }
 
-void output_summary(struct output *o, const struct analyzer *a, const struct run_counts *n,
-		    uint64_t now_ns)
+static void service_json(FILE *f, const struct service *s, const struct verdict *v)
+{
+	uint64_t k;
+
+	fputs("{\"service\":", f);
+	json_string(f, s->name);
+	fprintf(f, ",\"traced\":\"%s\",\"backend_comm\":", s->local ? "backend" : "proxy");
+	json_string_or_null(f, s->backend_comm);
+	fputs(",\"peer_comm\":", f);
+	json_string_or_null(f, s->peer_comm);
+	fprintf(f, ",\"connections\":%llu,", (unsigned long long)s->conns);
+	idle_line(f, "backend_idle", &s->backend, &v->backend, &v->backend_pct, true);
+	fputc(',', f);
+	idle_line(f, "peer_idle", &s->peer, &v->peer, &v->peer_pct, true);
+	fprintf(f, ",\"max_reuse_gap_ms\":%.1f,\"lost\":%llu,\"lost_examples\":[",
+		s->max_reuse_gap_ms, (unsigned long long)s->lost);
+	for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++) {
+		fputs(k ? "," : "", f);
+		json_string(f, s->lost_examples[k]);
+	}
+	fprintf(f, "],\"verdict\":\"%s\",\"why\":", verdict_name(v->kind));
+	json_string(f, v->why);
+	fputs(",\"fix\":", f);
+	json_string_or_null(f, v->fix);
+	fputc('}', f);
+}
+
+static void summary_json(struct output *o, const struct analyzer *a, const struct verdict *v,
+			 const struct run_counters *n, uint64_t now_ns)
 {
 	int64_t wall = (int64_t)now_ns + o->wall_offset_ns;
-	struct verdict v;
-	uint64_t i, k;
+	int i;
 
-	if (o->json) {
-		fprintf(o->f, "{\"type\":\"summary\",\"ts\":%.6f,\"events\":%llu,\"lost_requests\":%llu,"
-			"\"dropped_events\":%llu,\"untracked_conns\":%llu,\"margin_s\":%.1f,\"services\":[",
-			wall / 1e9, (unsigned long long)n->events, (unsigned long long)n->lost_requests,
-			(unsigned long long)n->dropped, (unsigned long long)n->not_tracked,
-			a->margin_ms / 1000);
-		for (i = 0; i < (uint64_t)a->n; i++) {
-			const struct service *s = &a->svc[i];
-
-			analyze_verdict(a, s, &v);
-			fprintf(o->f, "%s{\"service\":", i ? "," : "");
-			json_string(o->f, s->name);
-			fprintf(o->f, ",\"traced\":\"%s\",\"backend_comm\":", s->local ? "backend" : "proxy");
-			json_string_or_null(o->f, s->backend_comm);
-			fputs(",\"peer_comm\":", o->f);
-			json_string_or_null(o->f, s->peer_comm);
-			fprintf(o->f, ",\"connections\":%llu,", (unsigned long long)s->conns);
-			idle_line(o->f, "backend_idle", &s->backend, &v.backend, &v.backend_pct, true);
-			fputc(',', o->f);
-			idle_line(o->f, "peer_idle", &s->peer, &v.peer, &v.peer_pct, true);
-			fprintf(o->f, ",\"max_reuse_gap_ms\":%.1f,\"lost\":%llu,\"lost_examples\":[",
-				s->max_reuse_gap_ms, (unsigned long long)s->lost);
-			for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++) {
-				fputs(k ? "," : "", o->f);
-				json_string(o->f, s->lost_examples[k]);
-			}
-			fprintf(o->f, "],\"verdict\":\"%s\",\"why\":", verdict_name(v.kind));
-			json_string(o->f, v.why);
-			fputs(",\"fix\":", o->f);
-			json_string_or_null(o->f, v.fix);
-			fputc('}', o->f);
-		}
-		fputs("]}\n", o->f);
-		fflush(o->f);
-		return;
+	fprintf(o->f, "{\"type\":\"summary\",\"ts\":%.6f,\"events\":%llu,\"lost_requests\":%llu,"
+		"\"dropped_events\":%llu,\"untracked_conns\":%llu,\"margin_s\":%.1f,\"services\":[",
+		wall / 1e9, (unsigned long long)n->events, (unsigned long long)n->lost_requests,
+		(unsigned long long)n->dropped, (unsigned long long)n->table_full,
+		a->margin_ms / 1000);
+	for (i = 0; i < a->n; i++) {
+		fputs(i ? "," : "", o->f);
+		service_json(o->f, &a->svc[i], &v[i]);
 	}
+	fputs("]}\n", o->f);
+}
+
+static void service_text(FILE *f, const struct service *s, const struct verdict *v)
+{
+	const char *comm = s->local ? s->backend_comm : s->peer_comm;
+	uint64_t k;
+
+	fprintf(f, "service %s (%s%s%s), %llu connections\n", s->name,
+		s->local ? "traced on the backend" : "traced on the proxy", comm[0] ? ": " : "",
+		comm, (unsigned long long)s->conns);
+	idle_line(f, "backend:", &s->backend, &v->backend, &v->backend_pct, false);
+	idle_line(f, "peer:", &s->peer, &v->peer, &v->peer_pct, false);
+	if (s->max_reuse_gap_ms >= MIN_IDLE_MS)
+		fprintf(f, "  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
+			s->max_reuse_gap_ms);
+	fprintf(f, "  lost requests: %llu", (unsigned long long)s->lost);
+	for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++)
+		fprintf(f, "%s%s", k ? ", " : ": ", s->lost_examples[k]);
+	fprintf(f, "%s\n", s->lost > LOST_EXAMPLES ? ", ..." : "");
+	fprintf(f, "  verdict: %s: %s\n", verdict_name(v->kind), v->why);
+	if (v->fix[0])
+		fprintf(f, "  fix: %s\n", v->fix);
+}
+
+static void summary_text(struct output *o, const struct analyzer *a, const struct verdict *v,
+			 const struct run_counters *n)
+{
+	int i;
+
 	fprintf(o->f, "\nSUMMARY: %llu events, %llu lost requests, %llu dropped (ring buffer full)%s\n",
 		(unsigned long long)n->events, (unsigned long long)n->lost_requests,
 		(unsigned long long)n->dropped, n->dropped ? ": numbers below are incomplete" : "");
 	if (!a->n)
 		fprintf(o->f, "no HTTP keep-alive connection finished yet: %s\n",
 			verdict_name(VERDICT_INSUFFICIENT));
-	for (i = 0; i < (uint64_t)a->n; i++) {
-		const struct service *s = &a->svc[i];
+	for (i = 0; i < a->n; i++)
+		service_text(o->f, &a->svc[i], &v[i]);
+}
 
-		analyze_verdict(a, s, &v);
-		fprintf(o->f, "service %s (%s%s%s), %llu connections\n", s->name,
-			s->local ? "traced on the backend" : "traced on the proxy",
-			(s->local ? s->backend_comm : s->peer_comm)[0] ? ": " : "",
-			s->local ? s->backend_comm : s->peer_comm, (unsigned long long)s->conns);
-		idle_line(o->f, "backend:", &s->backend, &v.backend, &v.backend_pct, false);
-		idle_line(o->f, "peer:", &s->peer, &v.peer, &v.peer_pct, false);
-		if (s->max_reuse_gap_ms >= MIN_IDLE_MS)
-			fprintf(o->f, "  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
-				s->max_reuse_gap_ms);
-		fprintf(o->f, "  lost requests: %llu", (unsigned long long)s->lost);
-		for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++)
-			fprintf(o->f, "%s%s", k ? ", " : ": ", s->lost_examples[k]);
-		fprintf(o->f, "%s\n", s->lost > LOST_EXAMPLES ? ", ..." : "");
-		fprintf(o->f, "  verdict: %s: %s\n", verdict_name(v.kind), v.why);
-		if (v.fix[0])
-			fprintf(o->f, "  fix: %s\n", v.fix);
-	}
+void output_summary(struct output *o, const struct analyzer *a, const struct verdict *v,
+		    const struct run_counters *n, uint64_t now_ns)
+{
+	if (o->json)
+		summary_json(o, a, v, n, now_ns);
+	else
+		summary_text(o, a, v, n);
 	fflush(o->f);
 }

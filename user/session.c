@@ -4,21 +4,78 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "capture.h"
+#include "conntab.h"
 #include "session.h"
 
-struct session *session_new(uint32_t max_conns, double margin_ms)
+#define RECENT_CONNS	4096	/* finished connections kept to match late resets */
+
+struct finished {
+	struct conn c;
+	struct http_state http;
+	uint64_t end_ns;
+};
+
+struct session {
+	struct output out;
+	struct conntab conns;
+	bool full_path;
+	bool pid_filter;
+	bool verbose;
+	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];	/* enum sk_rst_reason names, from BTF */
+	struct finished recent[RECENT_CONNS];	/* ring */
+	uint32_t recent_next;
+	uint64_t events;
+	uint64_t bad_records;	/* wrong size or unknown type */
+	uint64_t lost_requests;
+	uint64_t last_ts_ns;	/* newest kernel stamp seen */
+	struct analyzer an;
+	uint64_t closes[3][CLOSED_PEER_RST + 1];	/* by enum conn_role, enum closed_by */
+	struct capture *cap;	/* -w: where the event stream is recorded */
+};
+
+struct session *session_new(const struct session_opts *o)
 {
 	struct session *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	if (conntab_init(&s->conns, max_conns)) {
+	if (conntab_init(&s->conns, o->max_conns)) {
 		free(s);
 		return NULL;
 	}
-	analyzer_init(&s->an, margin_ms);
+	analyzer_init(&s->an, o->margin_ms);
+	s->out = o->out;
+	s->full_path = o->full_path;
+	s->pid_filter = o->pid_filter;
+	s->verbose = o->verbose;
 	return s;
+}
+
+void session_set_reset_reasons(struct session *s, const char (*names)[RST_REASON_LEN])
+{
+	memcpy(s->rst_reasons, names, sizeof(s->rst_reasons));
+}
+
+void session_use_header(struct session *s, const struct capture_header *h)
+{
+	s->out.wall_offset_ns = h->wall_offset_ns;
+	s->pid_filter = h->flags & CAPTURE_F_PID_FILTER;
+	session_set_reset_reasons(s, h->rst_reasons);
+}
+
+void session_record_to(struct session *s, struct capture *cap)
+{
+	s->cap = cap;
+}
+
+void session_set_log(struct session *s, FILE *f)
+{
+	s->out.f = f;
+}
+
+FILE *session_log(const struct session *s)
+{
+	return s->out.f;
 }
 
 static size_t record_size(uint32_t type)
@@ -33,126 +90,6 @@ static size_t record_size(uint32_t type)
 	return 0;
 }
 
-/* ---- recording: what katrace keeps of HTTP is the start line ---- */
-
-/* The start line of m as bytes http_parse() reads back to the same m: no
- * headers, no body, the query already cut unless --full-path. */
-static uint16_t sanitized(const struct http_msg *m, uint8_t *out, size_t max)
-{
-	char target[sizeof(m->path)];
-	size_t n = strlen(m->path);
-	int len;
-
-	memcpy(target, m->path, n + 1);
-	if (n >= 4 && !memcmp(target + n - 4, "?\xe2\x80\xa6", 4))
-		target[n - 3] = 0;	/* "?…" back to "?" */
-	if (m->kind == HTTP_REQUEST)
-		len = snprintf((char *)out, max, "%s %s HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-			       m->method, target);
-	else
-		len = snprintf((char *)out, max, "HTTP/1.1 %03d\r\nContent-Length: 0\r\n\r\n",
-			       m->status);
-	return len < 0 || (size_t)len >= max ? 0 : len;
-}
-
-/* The request lines in a buffer of request bytes, back to back, as bytes
- * that parse to the same lines: what a capture keeps of last_req. */
-static uint16_t sanitized_requests(const struct session *s, const uint8_t *buf, size_t len,
-				   uint8_t *out, size_t max)
-{
-	struct http_msg m;
-	size_t n = 0;
-
-	while (http_next(&buf, &len, s->full_path, &m) && m.kind == HTTP_REQUEST) {
-		uint16_t k = sanitized(&m, out + n, max - n);
-
-		if (!k)
-			break;
-		n += k;
-	}
-	return n;
-}
-
-static void record_conn(struct session *s, const struct conn_event *e)
-{
-	struct conn_event out;
-	size_t len = e->c.http.req_len < MAX_PAYLOAD ? e->c.http.req_len : MAX_PAYLOAD;
-
-	if (!s->cap)
-		return;
-	out = *e;
-	memset(out.c.http.last_req, 0, sizeof(out.c.http.last_req));
-	out.c.http.req_len = sanitized_requests(s, e->c.http.last_req, len, out.c.http.last_req,
-						sizeof(out.c.http.last_req));
-	capture_write(s->cap, &out, sizeof(out));
-}
-
-static void record_reset(struct session *s, const struct reset_event *e)
-{
-	struct reset_event out;
-	struct http_msg m;
-	size_t used;
-
-	if (!s->cap)
-		return;
-	out = *e;
-	out.payload_len = 0;
-	if (e->payload_len && http_parse(e->payload, e->payload_len, s->full_path, &m, &used) ==
-	    HTTP_REQUEST)
-		out.payload_len = sanitized(&m, out.payload, sizeof(out.payload));
-	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
-	capture_write(s->cap, &out, sizeof(out));
-}
-
-/* ---- HTTP join: the kernel counted, user space reads the request line ---- */
-
-static void derive_http(const struct session *s, const struct conn *c, struct http_state *h)
-{
-	const struct http_acct *k = &c->http;
-	size_t len = k->req_len < MAX_PAYLOAD ? k->req_len : MAX_PAYLOAD;
-	const uint8_t *buf = k->last_req;
-	struct http_msg m, last;
-	uint32_t found = 0;
-	bool reported = h->lost_reported;
-	uint64_t idle_since = h->idle_since_ns;
-
-	memset(h, 0, sizeof(*h));
-	h->lost_reported = reported;
-	if (c->per_conn) {
-		/* nothing counted: requests flow into a server, out of a client */
-		h->req_dir = c->role == ROLE_CLIENT ? DIR_OUT : DIR_IN;
-		/* Idle runs to the close, from the stamps the close event brought
-		 * (exact multiples of a jiffy before it); a later event estimates
-		 * the same jiffy stamps anew and may place them past the close. */
-		h->idle_since_ns = idle_since;
-		if (!idle_since && c->close_ns) {
-			idle_since = conn_served(c, h) ? response_way_ns(c, h) : conn_last_activity(c);
-			h->idle_since_ns = idle_since < c->close_ns ? idle_since : c->close_ns;
-		}
-		return;
-	}
-	h->counted = true;
-	h->requests = k->requests;
-	h->responses = k->responses;
-	h->req_dir = k->req_dir;
-	h->last_status = k->last_status;
-	h->last_request_ns = k->last_request_ns;
-	h->last_response_ns = k->last_response_ns;
-	h->max_reuse_gap_ns = k->max_reuse_gap_ns;
-	/* the last read or write that began a request may hold several
-	 * (pipelining) as far as its first bytes show */
-	while (http_next(&buf, &len, s->full_path, &m) && m.kind == HTTP_REQUEST) {
-		last = m;
-		found++;
-	}
-	if (found) {
-		http_request_line(&last, h->last_request, sizeof(h->last_request));
-		h->requests += found - 1;
-	}
-	if (h->responses > h->requests)	/* pipelined reads start several requests */
-		h->requests = h->responses;
-}
-
 /* ---- finished connections, for resets that come after the socket ---- */
 
 static void remember(struct session *s, const struct conn_rec *r, uint64_t end_ns)
@@ -162,29 +99,6 @@ static void remember(struct session *s, const struct conn_rec *r, uint64_t end_n
 	f->c = r->c;
 	f->http = r->http;
 	f->end_ns = end_ns;
-}
-
-static bool same_addr(uint16_t fa, const uint8_t *a, uint16_t fb, const uint8_t *b)
-{
-	static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-	/* a dual-stack socket carries IPv4 peers as ::ffff:a.b.c.d */
-	if (fa == AF_INET6 && !memcmp(a, v4mapped, 12)) {
-		fa = AF_INET;
-		a += 12;
-	}
-	if (fb == AF_INET6 && !memcmp(b, v4mapped, 12)) {
-		fb = AF_INET;
-		b += 12;
-	}
-	return fa == fb && !memcmp(a, b, fa == AF_INET ? 4 : 16);
-}
-
-static bool same_tuple(const struct tuple *a, const struct tuple *b)
-{
-	return a->lport == b->lport && a->rport == b->rport &&
-	       same_addr(a->family, a->laddr, b->family, b->laddr) &&
-	       same_addr(a->family, a->raddr, b->family, b->raddr);
 }
 
 static struct finished *find_recent(struct session *s, const struct tuple *t)
@@ -206,7 +120,7 @@ static void proxy_lost(struct session *s, struct conn_rec *r);
 
 static void close_record(struct session *s, const struct conn_rec *r, uint64_t end_ns)
 {
-	output_close(&s->out, &r->c, &r->http, end_ns);
+	output_close_record(&s->out, &r->c, &r->http, end_ns);
 	analyze_conn(&s->an, &r->c, &r->http);
 	if (r->c.role <= ROLE_CLIENT && r->c.closed_by <= CLOSED_PEER_RST)
 		s->closes[r->c.role][r->c.closed_by]++;
@@ -219,7 +133,7 @@ static void on_close(struct session *s, const struct conn_event *e)
 	if (!r)
 		return;
 	r->c = e->c;
-	derive_http(s, &r->c, &r->http);
+	conn_read_http(&r->c, s->full_path, &r->http);
 	r->closing = true;
 }
 
@@ -232,7 +146,7 @@ static void on_destroy(struct session *s, const struct conn_event *e)
 		r = &tmp;
 	}
 	r->c = e->c;
-	derive_http(s, &r->c, &r->http);
+	conn_read_http(&r->c, s->full_path, &r->http);
 	proxy_lost(s, r);
 	close_record(s, r, e->h.ts_ns);
 	remember(s, r, e->h.ts_ns);
@@ -265,7 +179,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	 * lost request if the connection carried HTTP */
 	if (!readable && !(e->payload_src == SRC_NONLINEAR && e->seg_len))
 		return;
-	if (e->sk_kind == RST_SK_FULL)
+	if (e->sk_kind == SK_KIND_FULL)
 		live = conntab_find(&s->conns, e->sk);
 	if (live) {
 		c = &live->c;
@@ -299,7 +213,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 		}
 	}
 	s->lost_requests++;
-	output_lost(&s->out, &lost);
+	output_lost_record(&s->out, &lost);
 	analyze_lost(&s->an, c, &lost.t, true, lost.request);
 }
 
@@ -315,7 +229,7 @@ static void proxy_lost(struct session *s, struct conn_rec *r)
 	    !conn_served(&r->c, &r->http) || !conn_outstanding(&r->c, &r->http))
 		return;
 	r->http.lost_reported = true;
-	/* per connection, the request's line is not known: only that it went */
+	/* at the conn level, the request's line is not known: only that it went */
 	lost.ts_ns = r->http.counted ? r->http.last_request_ns : r->c.last_send_ns;
 	lost.side = LOST_AT_CLIENT;
 	lost.c = &r->c;
@@ -332,7 +246,7 @@ static void proxy_lost(struct session *s, struct conn_rec *r)
 		lost.idle_ms = span_ms(conn_idle_since(&r->c, &r->http), lost.ts_ns);
 	}
 	s->lost_requests++;
-	output_lost(&s->out, &lost);
+	output_lost_record(&s->out, &lost);
 	analyze_lost(&s->an, &r->c, &lost.t, false, lost.request);
 }
 
@@ -349,7 +263,7 @@ static void on_reset(struct session *s, const struct reset_event *e)
 	}
 	if (e->sent && (e->payload_len || (e->payload_src == SRC_NONLINEAR && e->seg_len)))
 		backend_lost(s, e);
-	else if (!e->sent && e->sk_kind == RST_SK_FULL) {
+	else if (!e->sent && e->sk_kind == SK_KIND_FULL) {
 		struct conn_rec *r = conntab_find(&s->conns, e->sk);
 
 		if (r && !r->peer_rst_ns)
@@ -372,15 +286,18 @@ int session_event(void *ctx, const void *data, size_t len)
 
 	switch (h->type) {
 	case EV_CLOSE:
-		record_conn(s, data);
+		if (s->cap)
+			capture_write_conn(s->cap, data, s->full_path);
 		on_close(s, data);
 		break;
 	case EV_DESTROY:
-		record_conn(s, data);
+		if (s->cap)
+			capture_write_conn(s->cap, data, s->full_path);
 		on_destroy(s, data);
 		break;
 	case EV_RESET:
-		record_reset(s, data);
+		if (s->cap)
+			capture_write_reset(s->cap, data, s->full_path);
 		on_reset(s, data);
 		break;
 	}
@@ -402,14 +319,69 @@ void session_finish(struct session *s)
 	conntab_each(&s->conns, flush_pending, s);
 }
 
-void session_summary(struct session *s, uint64_t dropped, uint64_t not_tracked)
+void session_counters(const struct session *s, struct run_counters *c)
 {
-	struct run_counts n = {
-		.events = s->events, .lost_requests = s->lost_requests,
-		.dropped = dropped, .not_tracked = not_tracked,
-	};
+	c->events = s->events;
+	c->bad_records = s->bad_records;
+	c->lost_requests = s->lost_requests;
+	c->user_evictions = s->conns.evictions;
+}
 
-	output_summary(&s->out, &s->an, &n, s->last_ts_ns);
+uint32_t session_open_conns(const struct session *s)
+{
+	return s->conns.count;
+}
+
+uint64_t session_last_ts(const struct session *s)
+{
+	return s->last_ts_ns;
+}
+
+const struct analyzer *session_analysis(const struct session *s)
+{
+	return &s->an;
+}
+
+void session_verdicts(const struct session *s, struct verdict *v)
+{
+	analyze_verdicts(&s->an, v);
+}
+
+uint64_t session_closes(const struct session *s, int role, int closed_by)
+{
+	if (role < ROLE_UNKNOWN || role > ROLE_CLIENT || closed_by < 0 || closed_by > CLOSED_PEER_RST)
+		return 0;
+	return s->closes[role][closed_by];
+}
+
+struct each_live {
+	conn_fn fn;
+	void *arg;
+};
+
+static void each_live(struct conn_rec *r, void *arg)
+{
+	struct each_live *e = arg;
+
+	e->fn(&r->c, &r->http, e->arg);
+}
+
+void session_each_conn(struct session *s, conn_fn fn, void *arg)
+{
+	struct each_live live = { fn, arg };
+	uint32_t i;
+
+	for (i = 0; i < RECENT_CONNS && i < s->recent_next; i++)
+		fn(&s->recent[i].c, &s->recent[i].http, arg);
+	conntab_each(&s->conns, each_live, &live);
+}
+
+void session_summary(struct session *s, const struct run_counters *n)
+{
+	static struct verdict v[MAX_SERVICES];
+
+	session_verdicts(s, v);
+	output_summary(&s->out, &s->an, v, n, s->last_ts_ns);
 }
 
 void session_free(struct session *s)

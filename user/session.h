@@ -1,51 +1,70 @@
 /* One run's state: takes raw event records (live or replayed), joins them
  * into connections with their HTTP requests, names the requests lost to a
- * close race, and hands finished records to the output. */
+ * close race, feeds the analysis and hands finished records to the output.
+ * Opaque: what the commands above it need is in the functions below. */
 #ifndef SESSION_H
 #define SESSION_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "analyze.h"
-#include "conntab.h"
+#include "capture.h"
+#include "conn.h"
+#include "counters.h"
 #include "output.h"
 
-#define RECENT_CONNS	4096	/* finished connections kept to match late resets */
-
-struct finished {
-	struct conn c;
-	struct http_state http;
-	uint64_t end_ns;
-};
-
-struct session {
-	struct output out;
-	struct conntab conns;
+struct session_opts {
+	struct output out;	/* where records go, and how */
+	uint32_t max_conns;	/* connections joined at once */
+	double margin_ms;	/* --margin */
 	bool full_path;		/* keep query strings */
-	bool pid_filter;
-	bool verbose;		/* every reset, on stderr */	/* resets that match no traced connection are dropped */
-	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];	/* enum sk_rst_reason names, from BTF */
-	struct finished recent[RECENT_CONNS];	/* ring */
-	uint32_t recent_next;
-	uint64_t events;
-	uint64_t bad_records;	/* wrong size or unknown type */
-	uint64_t lost_requests;
-	uint64_t last_ts_ns;	/* newest kernel stamp seen */
-	struct analyzer an;
-	uint64_t closes[3][CLOSED_PEER_RST + 1];	/* by enum conn_role, enum closed_by */
-	struct capture *cap;	/* -w: where the event stream is recorded */
+	bool pid_filter;	/* resets that match no traced connection are dropped */
+	bool verbose;		/* every reset, on stderr */
 };
+
+struct session;
 
 /* Allocates; NULL when out of memory. */
-struct session *session_new(uint32_t max_conns, double margin_ms);
+struct session *session_new(const struct session_opts *o);
+/* The kernel's enum sk_rst_reason names, by value. */
+void session_set_reset_reasons(struct session *s, const char (*names)[RST_REASON_LEN]);
+/* What a capture's header says of the live run (its clock, filter and
+ * reset-reason names): applied before a replay's first record. */
+void session_use_header(struct session *s, const struct capture_header *h);
+/* -w: record every event into cap from now on (NULL: stop). */
+void session_record_to(struct session *s, struct capture *cap);
+/* Records go to f from now on (the log reopened). */
+void session_set_log(struct session *s, FILE *f);
+FILE *session_log(const struct session *s);
+
 /* ring_buffer sample callback shape; always returns 0 so polling goes on
- * (bad records are counted in bad_records). */
+ * (bad records are counted). */
 int session_event(void *ctx, const void *data, size_t len);
 /* End of run: report connections whose close began but whose socket the
  * kernel has not freed yet (a CLOSE_WAIT the application never closed). */
 void session_finish(struct session *s);
-/* Per service: idle closes of each side, lost requests, verdict and fix. */
-void session_summary(struct session *s, uint64_t dropped, uint64_t not_tracked);
+
+/* Fills the session's part of c: events, bad records, lost requests,
+ * user-space evictions. */
+void session_counters(const struct session *s, struct run_counters *c);
+/* Connections open (or closing) in the join's table now. */
+uint32_t session_open_conns(const struct session *s);
+/* The newest kernel stamp seen. */
+uint64_t session_last_ts(const struct session *s);
+const struct analyzer *session_analysis(const struct session *s);
+/* One verdict per service of session_analysis(), v[0..n-1]. */
+void session_verdicts(const struct session *s, struct verdict *v);
+/* Connections that ended, by enum conn_role and enum closed_by. */
+uint64_t session_closes(const struct session *s, int role, int closed_by);
+/* Each connection the session knows, finished (the most recent ones) or
+ * still open. */
+typedef void (*conn_fn)(const struct conn *c, const struct http_state *h, void *arg);
+void session_each_conn(struct session *s, conn_fn fn, void *arg);
+
+/* Per service: idle closes of each side, lost requests, verdict and fix;
+ * n: the run's counters, from session_counters() and the tracer (or a
+ * capture's end record). */
+void session_summary(struct session *s, const struct run_counters *n);
 void session_free(struct session *s);
 
 #endif

@@ -15,17 +15,20 @@
 
 static int feed(void *ctx, const void *rec, size_t len)
 {
-	struct session *s = ctx;
-	uint64_t bad = s->bad_records;
+	struct run_counters before, after;
 
-	session_event(s, rec, len);
-	return s->bad_records != bad;
+	session_counters(ctx, &before);
+	session_event(ctx, rec, len);
+	session_counters(ctx, &after);
+	return after.bad_records != before.bad_records;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct session_opts o = { .max_conns = 1024, .margin_ms = 5000 };
 	struct capture_header h;
 	struct capture_end end;
+	struct run_counters n;
 	struct session *s;
 	char path[64];
 	int fd;
@@ -49,12 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		gzclose(gz);
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	s = session_new(1024, 5000);
-	s->out.f = fopen("/dev/null", "w");
+	o.out.f = fopen("/dev/null", "w");
+	s = session_new(&o);
 	if (!capture_replay(path, &h, &end, NULL, feed, s))
 		session_finish(s);
-	session_summary(s, 0, 0);
-	fclose(s->out.f);
+	session_counters(s, &n);
+	session_summary(s, &n);
+	fclose(o.out.f);
 	session_free(s);
 out:
 	close(fd);

@@ -6,23 +6,31 @@
 #include <string.h>
 #include <sys/resource.h>
 #include "capture.h"
-#include "check.h"
+#include "unit.h"
 #include "session.h"
 
 #define MS 1000000ULL
 
 static struct session *new_session(void)
 {
-	struct session *s = session_new(65536, 5000);
+	struct session_opts o = { .max_conns = 65536, .margin_ms = 5000 };
 
-	s->out.f = fopen("/dev/null", "w");
-	return s;
+	o.out.f = fopen("/dev/null", "w");
+	return session_new(&o);
 }
 
 static void free_session(struct session *s)
 {
-	fclose(s->out.f);
+	fclose(session_log(s));
 	session_free(s);
+}
+
+static uint64_t lost_requests(const struct session *s)
+{
+	struct run_counters n;
+
+	session_counters(s, &n);
+	return n.lost_requests;
 }
 
 /* An accepted (role server) or connected (client) HTTP connection with
@@ -69,9 +77,9 @@ static void http_conn(struct session *s, uint64_t sk, int role, uint16_t lport, 
 
 static const struct service *find(const struct session *s, const char *name)
 {
-	for (int i = 0; i < s->an.n; i++)
-		if (!strcmp(s->an.svc[i].name, name))
-			return &s->an.svc[i];
+	for (int i = 0; i < session_analysis(s)->n; i++)
+		if (!strcmp(session_analysis(s)->svc[i].name, name))
+			return &session_analysis(s)->svc[i];
 	return NULL;
 }
 
@@ -84,7 +92,7 @@ static void one_close_only(void)
 	http_conn(s, 1, ROLE_SERVER, 8080, 5000, 1000, 1, 0, 1201.3, CLOSED_LOCAL_FIN);
 	svc = find(s, ":8080");
 	CHECK(svc && svc->backend.n == 1, "service");
-	analyze_verdict(&s->an, svc, &v);
+	analyze_verdict(session_analysis(s), svc, &v);
 	CHECK(v.backend.found && v.backend.count == 1 && fabs(v.backend.value_ms - 1201.3) < 0.01,
 	      "%f", v.backend.value_ms);
 	CHECK(v.kind == VERDICT_INSUFFICIENT, "%s: %s", verdict_name(v.kind), v.why);
@@ -99,7 +107,7 @@ static void clock_ties(void)
 
 	for (i = 0; i < 50; i++)	/* the same idle time to the nanosecond, same stamps */
 		http_conn(s, 100 + i, ROLE_SERVER, 8080, 5000 + i, 1000, 2, 300, 1000.0, CLOSED_LOCAL_FIN);
-	analyze_verdict(&s->an, find(s, ":8080"), &v);
+	analyze_verdict(session_analysis(s), find(s, ":8080"), &v);
 	CHECK(v.backend.count == 50 && v.backend.width_ms == 0 && fabs(v.backend.value_ms - 1000) < 0.01,
 	      "%u %f %f", v.backend.count, v.backend.width_ms, v.backend.value_ms);
 	free_session(s);
@@ -117,9 +125,9 @@ static void two_services_at_once(void)
 		http_conn(s, 2000 + i, ROLE_SERVER, 9090, 7000 + i, 1000 + i, 3, 100, 800 + i % 2,
 			  CLOSED_PEER_FIN);
 	}
-	CHECK(s->an.n == 2, "%d services", s->an.n);
-	analyze_verdict(&s->an, find(s, ":8080"), &a);
-	analyze_verdict(&s->an, find(s, ":9090"), &b);
+	CHECK(session_analysis(s)->n == 2, "%d services", session_analysis(s)->n);
+	analyze_verdict(session_analysis(s), find(s, ":8080"), &a);
+	analyze_verdict(session_analysis(s), find(s, ":9090"), &b);
 	CHECK(a.backend.found && fabs(a.backend.value_ms - 1201) < 1.5 && !a.peer.found, "8080 %f", a.backend.value_ms);
 	/* reused after 0.9 s at most, closed at 1.2 s: the peer's timeout is unknown */
 	CHECK(a.kind == VERDICT_INSUFFICIENT && strstr(a.why, "at most 0.90 s"), "8080: %s: %s",
@@ -139,7 +147,7 @@ static void peer_never_closes(void)
 	for (i = 0; i < 30; i++)
 		http_conn(s, 1 + i, ROLE_SERVER, 8080, 5000 + i, 1000, 4, 1100.5 + i % 2 * 50, 1200,
 			  CLOSED_LOCAL_FIN);
-	analyze_verdict(&s->an, find(s, ":8080"), &v);
+	analyze_verdict(session_analysis(s), find(s, ":8080"), &v);
 	CHECK(v.kind == VERDICT_MISMATCH && strstr(v.why, "reused connections idle up to 1.15 s"),
 	      "%s: %s", verdict_name(v.kind), v.why);
 	CHECK(strstr(v.fix, "server.keepAliveTimeout = 6000"), "%s", v.fix);
@@ -166,7 +174,7 @@ static void margin_decides(void)
 			http_conn(s, 100 + i, ROLE_CLIENT, 41000 + i, 8080, 1000, 2, 10, cases[k].peer,
 				  CLOSED_LOCAL_FIN);
 		}
-		analyze_verdict(&s->an, find(s, "10.0.0.9:8080"), &v);
+		analyze_verdict(session_analysis(s), find(s, "10.0.0.9:8080"), &v);
 		CHECK(v.kind == cases[k].want, "backend %.0f peer %.0f: %s: %s", cases[k].backend,
 		      cases[k].peer, verdict_name(v.kind), v.why);
 		free_session(s);
@@ -180,7 +188,7 @@ static void nothing_idle(void)
 
 	/* closed right after the response: not an idle timeout */
 	http_conn(s, 1, ROLE_SERVER, 8080, 5000, 1000, 1, 0, 0.3, CLOSED_PEER_FIN);
-	analyze_verdict(&s->an, find(s, ":8080"), &v);
+	analyze_verdict(session_analysis(s), find(s, ":8080"), &v);
 	CHECK(v.kind == VERDICT_INSUFFICIENT && strstr(v.why, "run longer"), "%s", v.why);
 	free_session(s);
 }
@@ -201,11 +209,12 @@ static void many_connections(void)
 			  i % 50 ? CLOSED_LOCAL_FIN : CLOSED_PEER_FIN);
 	}
 	getrusage(RUSAGE_SELF, &after);
-	analyze_verdict(&s->an, find(s, ":8080"), &v);
+	analyze_verdict(session_analysis(s), find(s, ":8080"), &v);
 	CHECK(v.backend.found && v.backend.value_ms > 5000 && v.backend.value_ms < 5003,
 	      "%f", v.backend.value_ms);
 	CHECK(find(s, ":8080")->backend.n == 98000, "%llu", (unsigned long long)find(s, ":8080")->backend.n);
-	CHECK(s->conns.count == 0, "finished connections must leave the table: %u", s->conns.count);
+	CHECK(session_open_conns(s) == 0, "finished connections must leave the table: %u",
+	      session_open_conns(s));
 	CHECK(after.ru_maxrss - before.ru_maxrss < 16 * 1024, "grew %ld KiB", after.ru_maxrss - before.ru_maxrss);
 	free_session(s);
 }
@@ -217,9 +226,9 @@ static int feed(void *ctx, const void *rec, size_t len)
 	return session_event(ctx, rec, len);
 }
 
-static void apply_filter(void *ctx, const struct capture_header *h)
+static void apply_header(void *ctx, const struct capture_header *h)
 {
-	((struct session *)ctx)->pid_filter = h->flags & CAPTURE_F_PID_FILTER;
+	session_use_header(ctx, h);
 }
 
 static struct session *replay(const char *path)
@@ -228,7 +237,7 @@ static struct session *replay(const char *path)
 	struct capture_header h;
 	struct capture_end end;
 
-	if (capture_replay(path, &h, &end, apply_filter, feed, s)) {
+	if (capture_replay(path, &h, &end, apply_header, feed, s)) {
 		free_session(s);
 		return NULL;
 	}
@@ -272,12 +281,12 @@ static void recorded_haproxy_race(void)
 		struct verdict v;
 
 		CHECK(s, "%s", caps[c]);
-		for (int i = 0; i < s->an.n; i++)
-			if (s->an.svc[i].lost)
-				svc = &s->an.svc[i];
+		for (int i = 0; i < session_analysis(s)->n; i++)
+			if (session_analysis(s)->svc[i].lost)
+				svc = &session_analysis(s)->svc[i];
 		CHECK(svc, "%s: no service lost requests", caps[c]);
 		lost_equal_truth(svc, truth);
-		analyze_verdict(&s->an, svc, &v);
+		analyze_verdict(session_analysis(s), svc, &v);
 		CHECK(v.kind == VERDICT_MISMATCH, "%s", verdict_name(v.kind));
 		/* Node closes at keepAliveTimeout 200 ms + ~1000 ms */
 		CHECK(v.backend.found && fabs(v.backend.value_ms - 1201) < 20, "%f", v.backend.value_ms);
@@ -292,11 +301,11 @@ static void recorded_nginx_control(void)
 	struct verdict v;
 
 	CHECK(s, "replay");
-	for (int i = 0; i < s->an.n; i++)
-		if (!s->an.svc[i].local)
-			svc = &s->an.svc[i];
-	CHECK(svc && svc->lost == 0 && s->lost_requests == 0, "lost");
-	analyze_verdict(&s->an, svc, &v);
+	for (int i = 0; i < session_analysis(s)->n; i++)
+		if (!session_analysis(s)->svc[i].local)
+			svc = &session_analysis(s)->svc[i];
+	CHECK(svc && svc->lost == 0 && lost_requests(s) == 0, "lost");
+	analyze_verdict(session_analysis(s), svc, &v);
 	CHECK(v.kind == VERDICT_OK && v.peer.found && fabs(v.peer.value_ms - 1000) < 20,
 	      "%s %f", verdict_name(v.kind), v.peer.value_ms);
 	free_session(s);

@@ -1,7 +1,8 @@
 /* HTTP/1.x start-line parser: no root, no BPF. */
 #include <string.h>
-#include "check.h"
+#include "unit.h"
 #include "http.h"
+#include "http_methods.h"
 
 static enum http_kind parse(const char *s, bool full, struct http_msg *m, size_t *used)
 {
@@ -32,6 +33,22 @@ static void every_method(void)
 		snprintf(buf, sizeof(buf), "%s /x HTTP/1.0\r\n\r\n", ms[i]);
 		CHECK(parse(buf, false, &m, &used) == HTTP_REQUEST && !strcmp(m.method, ms[i]), "%s", ms[i]);
 	}
+}
+
+/* The BPF side compares a call's first four bytes with each method's word:
+ * the word must be the method's name, followed by its space when shorter. */
+static void method_words_match_names(void)
+{
+#define METHOD_ENTRY(name, word) { name, word },
+	static const struct { const char *name; uint32_t word; } m[] = { HTTP_METHODS(METHOD_ENTRY) };
+	uint8_t want[5];
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		snprintf((char *)want, sizeof(want), "%-4.4s", m[i].name);
+		CHECK((want[0] | want[1] << 8 | want[2] << 16 | (uint32_t)want[3] << 24) == m[i].word,
+		      "%s: %#x", m[i].name, m[i].word);
+	}
+	CHECK(!memcmp("HTTP", &(uint32_t){ HEAD_HTTP }, 4), "HEAD_HTTP");
 }
 
 static void responses(void)
@@ -99,6 +116,7 @@ int main(void)
 {
 	RUN(request_line_and_query_redaction);
 	RUN(every_method);
+	RUN(method_words_match_names);
 	RUN(responses);
 	RUN(not_http);
 	RUN(partial_and_long_lines);

@@ -1,7 +1,7 @@
 /* A minimal unit test harness: each TEST prints PASS or FAIL (first failed
  * CHECK) on a line of its own, which tests/run.py counts. */
-#ifndef CHECK_H
-#define CHECK_H
+#ifndef UNIT_H
+#define UNIT_H
 #include <stdio.h>
 
 static const char *current_test;

@@ -1,0 +1,74 @@
+/* The connection model: one traced TCP connection as the kernel reported it
+ * (struct conn, katrace.h), what the HTTP join knows of it, the predicates
+ * of its lifecycle, and a request lost on it. The table, the session, the
+ * analysis and the renderers all speak of connections in these terms. */
+#ifndef CONN_H
+#define CONN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "katrace.h"
+#include "http.h"
+
+/* What the HTTP join knows of one connection. */
+struct http_state {
+	bool counted;			/* false: traced at --level conn, nothing counted */
+	uint32_t requests, responses;	/* final (non-1xx) responses */
+	uint8_t req_dir;		/* enum data_dir the requests flowed in */
+	bool lost_reported;
+	int last_status;		/* 0: none yet */
+	uint64_t last_request_ns;
+	uint64_t last_response_ns;
+	uint64_t max_reuse_gap_ns;	/* longest idle before a request on this connection */
+	uint64_t idle_since_ns;		/* not counted: when the last response (or any
+					   data, if not HTTP) went, as of the close */
+	char last_request[HTTP_MAX_PATH + 24];	/* "METHOD /path", "" if none */
+};
+
+/* The join: what the kernel counted of c's HTTP into h, with its request
+ * line read from the kept bytes (query cut unless full_path). What h knew
+ * before (a reported loss, an idle start fixed at the close) is kept. */
+void conn_read_http(const struct conn *c, bool full_path, struct http_state *h);
+
+/* ms between two monotonic stamps, or a negative value when unknown. */
+double span_ms(uint64_t from_ns, uint64_t to_ns);
+/* When the connection last moved data (or was established). */
+uint64_t conn_last_activity(const struct conn *c);
+/* Start of the idle period before a close: the end of the last response on
+ * an HTTP connection, else the last data in either direction. */
+uint64_t conn_idle_since(const struct conn *c, const struct http_state *h);
+/* When data last went the way responses go (by the connection's role). */
+uint64_t response_way_ns(const struct conn *c, const struct http_state *h);
+/* An HTTP connection that served at least one request. */
+bool conn_served(const struct conn *c, const struct http_state *h);
+/* Its last request has no response. */
+bool conn_outstanding(const struct conn *c, const struct http_state *h);
+
+/* The same two ends; an IPv4 peer of a dual-stack socket (::ffff:a.b.c.d)
+ * equals its IPv4 form. */
+bool same_tuple(const struct tuple *a, const struct tuple *b);
+/* "ip:port", "[ip6]:port"; IPv4-mapped IPv6 prints as IPv4. */
+void format_endpoint(const struct tuple *t, bool local, char *buf, size_t len);
+
+const char *tcp_state_name(int state);
+const char *closed_by_name(int closed_by);
+const char *role_name(int role);
+
+enum lost_side {
+	LOST_AT_SERVER,	/* traced on the backend: its kernel answered the request with RST */
+	LOST_AT_CLIENT,	/* traced on the proxy: it wrote the request, got RST back */
+};
+
+/* A request lost to a close race. */
+struct lost {
+	uint64_t ts_ns;			/* arrival (server side) or write (client side) */
+	enum lost_side side;
+	const struct conn *c;		/* NULL when no traced connection matched */
+	struct tuple t;
+	char request[HTTP_MAX_PATH + 24];
+	double close_to_request_ms;	/* may be < 0 (see README); NAN: unknown */
+	double idle_ms;			/* < 0: unknown */
+	const char *reason;		/* sk_rst_reason name, NULL if unknown */
+};
+
+#endif
