@@ -104,12 +104,11 @@ class PyPeer(Proc):
 
 
 class Katrace(Proc):
-    """katrace --json with the given arguments; records() stops it and parses."""
+    """katrace --json with the given arguments, at --level level when one is
+    given; records() stops it and parses."""
 
-    level_args = []	# test_level_conn runs the same scenarios at --level conn
-
-    def __init__(self, *args):
-        super().__init__([KATRACE, "--json", *self.level_args, *args])
+    def __init__(self, *args, level=None):
+        super().__init__([KATRACE, "--json", *(["--level", level] if level else []), *args])
         wait_line(self.p, "katrace: tracing", stream="stderr")
         self.out = None
 

@@ -1,4 +1,4 @@
-"""Issue 5: in the race lab, the inferred backend timeout is within 2 % (or
+"""In the race lab, the inferred backend timeout is within 2 % (or
 20 ms) of the backend's true close time, and the verdict is right."""
 import socket
 

@@ -1,4 +1,4 @@
-"""Issue 7: katrace check, a CI regression test for keep-alive timeouts."""
+"""katrace check, a CI regression test for keep-alive timeouts."""
 import json
 import os
 import socket

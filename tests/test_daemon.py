@@ -1,4 +1,4 @@
-"""Issue 6: katrace --daemon: bounded, with Prometheus metrics, log rotation."""
+"""katrace --daemon: bounded, with Prometheus metrics, log rotation."""
 import json
 import os
 import re

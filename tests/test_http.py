@@ -1,4 +1,4 @@
-"""Issue 4: requests and responses joined to their connections."""
+"""Requests and responses joined to their connections."""
 import os
 import socket
 import time

@@ -16,32 +16,63 @@ from lib import Katrace, NodeServer, PyPeer, check, http_request, local_port, wa
 from test_racelab import racelab
 
 
-def at_conn_level(scenario):
-    def run():
-        Katrace.level_args = ["--level", "conn"]
-        try:
-            scenario()
-        finally:
-            Katrace.level_args = []
-    run.__doc__ = scenario.__doc__
-    return run
+# The same assertions as at the request level (idle to within 20 ms,
+# closed_by, owner and comm, states, the lost request's line, reason and
+# timing, the replay), against the same peers.
+def test_server_idle_close_local_fin():
+    tracer.test_server_idle_close_local_fin(level="conn")
 
 
-# The same assertions as per request (idle to within 20 ms, closed_by, owner
-# and comm, states, the lost request's line, reason and timing, the replay).
-SCENARIOS = {
-    tracer: ["test_server_idle_close_local_fin", "test_client_closes_first_peer_fin",
-             "test_peer_reset_peer_rst", "test_server_closes_unread_local_rst",
-             "test_ipv6_connection", "test_pid_filter_excludes_other_process",
-             "test_attribution_not_from_softirq_task", "test_port_filter"],
-    lost_paths: ["test_path_abort_on_data", "test_path_timewait_socket",
-                 "test_path_abort_on_close", "test_path_no_socket",
-                 "test_no_lost_request_without_race"],
-    capture: ["test_replay_prints_what_the_live_run_printed"],
-}
-for _module, _names in SCENARIOS.items():
-    for _name in _names:
-        globals()[_name] = at_conn_level(getattr(_module, _name))
+def test_client_closes_first_peer_fin():
+    tracer.test_client_closes_first_peer_fin(level="conn")
+
+
+def test_peer_reset_peer_rst():
+    tracer.test_peer_reset_peer_rst(level="conn")
+
+
+def test_server_closes_unread_local_rst():
+    tracer.test_server_closes_unread_local_rst(level="conn")
+
+
+def test_ipv6_connection():
+    tracer.test_ipv6_connection(level="conn")
+
+
+def test_pid_filter_excludes_other_process():
+    tracer.test_pid_filter_excludes_other_process(level="conn")
+
+
+def test_attribution_not_from_softirq_task():
+    tracer.test_attribution_not_from_softirq_task(level="conn")
+
+
+def test_port_filter():
+    tracer.test_port_filter(level="conn")
+
+
+def test_path_abort_on_data():
+    lost_paths.test_path_abort_on_data(level="conn")
+
+
+def test_path_timewait_socket():
+    lost_paths.test_path_timewait_socket(level="conn")
+
+
+def test_path_abort_on_close():
+    lost_paths.test_path_abort_on_close(level="conn")
+
+
+def test_path_no_socket():
+    lost_paths.test_path_no_socket(level="conn")
+
+
+def test_no_lost_request_without_race():
+    lost_paths.test_no_lost_request_without_race(level="conn")
+
+
+def test_replay_prints_what_the_live_run_printed():
+    capture.test_replay_prints_what_the_live_run_printed(level="conn")
 
 
 def test_nothing_counted_per_request():

@@ -1,4 +1,4 @@
-"""Issue 4: each kernel path by which a request is lost to a close race,
+"""Each kernel path by which a request is lost to a close race,
 forced deterministically, named from the backend alone."""
 import socket
 import struct
@@ -18,8 +18,8 @@ def only_lost(kt):
     return lost[0]
 
 
-def backend_closes_then_client_writes(delay_s, expect_reason):
-    with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid)) as kt:
+def backend_closes_then_client_writes(delay_s, expect_reason, level=None):
+    with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
         http_request(c, "/first")
         t_fin, _ = wait_eof(c)	# the backend's FIN has arrived
@@ -40,19 +40,19 @@ def backend_closes_then_client_writes(delay_s, expect_reason):
     return lost
 
 
-def test_path_abort_on_data():
+def test_path_abort_on_data(level=None):
     """The request crosses the backend's FIN: the orphan in FIN_WAIT gets data."""
-    backend_closes_then_client_writes(0, "TCP_ABORT_ON_DATA")
+    backend_closes_then_client_writes(0, "TCP_ABORT_ON_DATA", level)
 
 
-def test_path_timewait_socket():
+def test_path_timewait_socket(level=None):
     """The FIN was ACKed first: the orphan is a timewait socket by then."""
-    backend_closes_then_client_writes(0.1, "TCP_TIMEWAIT_SOCKET")
+    backend_closes_then_client_writes(0.1, "TCP_TIMEWAIT_SOCKET", level)
 
 
-def test_path_abort_on_close():
+def test_path_abort_on_close(level=None):
     """The request is in the receive queue, unread, when the backend closes."""
-    with PyPeer("http-then-close-unread") as srv, Katrace("-p", str(srv.pid)) as kt:
+    with PyPeer("http-then-close-unread") as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
         http_request(c, "/one")
         time.sleep(0.2)
@@ -76,10 +76,10 @@ c = socket.create_connection(('127.0.0.1', {port}))
 """]), capture_output=True, text=True, timeout=20)
 
 
-def lost_after_socket_is_gone(ns, srv, request):
+def lost_after_socket_is_gone(ns, srv, request, level=None):
     """The server closed the idle connection and no timewait socket is kept
     (tcp_max_tw_buckets=0): the client's next request finds none."""
-    with Katrace("-p", str(srv.pid)) as kt:
+    with Katrace("-p", str(srv.pid), level=level) as kt:
         p = client_in_netns(ns, srv.port, f"""
 http_request(c, '/one')
 wait_eof(c)
@@ -93,12 +93,13 @@ time.sleep(0.1)
     return lost
 
 
-def test_path_no_socket():
+def test_path_no_socket(level=None):
     """Nothing listens either: sk is NULL, and the request is matched to its
     connection by the segment's 4-tuple."""
     with Netns("katrace-nosock", ["net.ipv4.tcp_max_tw_buckets=0"]) as ns, \
             PyPeer("http-once-then-unlisten", netns=ns) as srv:
-        lost = lost_after_socket_is_gone(ns, srv, b"DELETE /gone/1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        lost = lost_after_socket_is_gone(ns, srv, b"DELETE /gone/1 HTTP/1.1\r\nHost: t\r\n\r\n",
+                                         level)
     check(lost["request"] == "DELETE /gone/1" and lost["reset_reason"] == "NO_SOCKET", lost)
     check(90 < lost["close_to_request_ms"] < 150, lost)
 
@@ -141,8 +142,8 @@ def test_client_side_request_on_closed_connection():
     check(1050 < lost["idle_ms"] < 1150, lost)
 
 
-def test_no_lost_request_without_race():
-    with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid)) as kt:
+def test_no_lost_request_without_race(level=None):
+    with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         for _ in range(3):
             c = socket.create_connection(("127.0.0.1", srv.port))
             http_request(c)

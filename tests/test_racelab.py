@@ -1,4 +1,4 @@
-"""Issue 4: against real proxies, katrace's lost requests are exactly the
+"""Against real proxies, katrace's lost requests are exactly the
 proxy's own 502s, named from the backend and from the proxy."""
 import json
 import os

@@ -1,4 +1,4 @@
-"""Issue 3: the kernel connection tracer, against real Node.js and Python peers."""
+"""The kernel connection tracer, against real Node.js and Python peers."""
 import os
 import socket
 import struct
@@ -20,9 +20,9 @@ def by_rport(recs, port):
     return found[0]
 
 
-def test_server_idle_close_local_fin():
+def test_server_idle_close_local_fin(level=None):
     """Node closes an idle keep-alive socket: server, local-fin, idle to within 20 ms."""
-    with NodeServer(keepalive_ms=300) as srv, Katrace("-p", str(srv.pid)) as kt:
+    with NodeServer(keepalive_ms=300) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
         t_resp = http_request(c)
         t_close, how = wait_eof(c)
@@ -40,8 +40,8 @@ def test_server_idle_close_local_fin():
     check(r["lifetime_ms"] >= r["idle_ms"], r)
 
 
-def test_client_closes_first_peer_fin():
-    with NodeServer(keepalive_ms=5000) as srv, Katrace("-p", str(srv.pid)) as kt:
+def test_client_closes_first_peer_fin(level=None):
+    with NodeServer(keepalive_ms=5000) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
         http_request(c)
         time.sleep(0.2)
@@ -54,8 +54,8 @@ def test_client_closes_first_peer_fin():
     check(r["states"][2] == "CLOSE_WAIT", r["states"])
 
 
-def test_peer_reset_peer_rst():
-    with NodeServer(keepalive_ms=5000) as srv, Katrace("-p", str(srv.pid)) as kt:
+def test_peer_reset_peer_rst(level=None):
+    with NodeServer(keepalive_ms=5000) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
         http_request(c)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -67,10 +67,10 @@ def test_peer_reset_peer_rst():
     check(r["states"][-1] == "CLOSE", r["states"])
 
 
-def test_server_closes_unread_local_rst():
+def test_server_closes_unread_local_rst(level=None):
     with Proc([sys.executable, os.path.join(SERVERS, "tcp_peer.py"), "close-unread"]) as srv:
         port = int(wait_line(srv.p, "ready").split()[1])
-        with Katrace("-p", str(srv.pid)) as kt:
+        with Katrace("-p", str(srv.pid), level=level) as kt:
             c = socket.create_connection(("127.0.0.1", port))
             c.sendall(b"GET /never-read HTTP/1.1\r\nHost: t\r\n\r\n")
             _, how = wait_eof(c)
@@ -80,8 +80,8 @@ def test_server_closes_unread_local_rst():
     check(r["pid"] == srv.pid, r)
 
 
-def test_ipv6_connection():
-    with NodeServer(keepalive_ms=100, host="::1") as srv, Katrace("-p", str(srv.pid)) as kt:
+def test_ipv6_connection(level=None):
+    with NodeServer(keepalive_ms=100, host="::1") as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("::1", srv.port))
         http_request(c)
         wait_eof(c)
@@ -91,8 +91,8 @@ def test_ipv6_connection():
     check(r["closed_by"] == "local-fin", r)
 
 
-def test_pid_filter_excludes_other_process():
-    with NodeServer(5000) as a, NodeServer(5000) as b, Katrace("-p", str(a.pid)) as kt:
+def test_pid_filter_excludes_other_process(level=None):
+    with NodeServer(5000) as a, NodeServer(5000) as b, Katrace("-p", str(a.pid), level=level) as kt:
         ca = socket.create_connection(("127.0.0.1", a.port))
         cb = socket.create_connection(("127.0.0.1", b.port))
         http_request(ca)
@@ -104,10 +104,10 @@ def test_pid_filter_excludes_other_process():
     check(not [r for r in recs if r["laddr"].endswith(f":{b.port}")], recs)
 
 
-def test_attribution_not_from_softirq_task():
+def test_attribution_not_from_softirq_task(level=None):
     """Each side's close runs in softirq while the *other* process is on the CPU
     (loopback); both records must still name their own process."""
-    with NodeServer(keepalive_ms=100) as srv, Katrace() as kt:
+    with NodeServer(keepalive_ms=100) as srv, Katrace(level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
         http_request(c)
         wait_eof(c)	# node's FIN: our CLOSE_WAIT happens in node's context
@@ -123,8 +123,8 @@ def test_attribution_not_from_softirq_task():
     check(client[0]["states"][0] == "SYN_SENT", client)
 
 
-def test_port_filter():
-    with NodeServer(5000) as a, NodeServer(5000) as b, Katrace("--port", str(a.port)) as kt:
+def test_port_filter(level=None):
+    with NodeServer(5000) as a, NodeServer(5000) as b, Katrace("--port", str(a.port), level=level) as kt:
         for port in (a.port, b.port):
             c = socket.create_connection(("127.0.0.1", port))
             http_request(c)
