@@ -8,6 +8,7 @@
 #ifndef HTTP_METHODS_H
 #define HTTP_METHODS_H
 
+/* clang-format off */
 #define HTTP_METHODS(X)			\
 	X("GET",     0x20544547)	/* "GET " */	\
 	X("POST",    0x54534f50)	/* "POST" */	\
@@ -18,8 +19,9 @@
 	X("PATCH",   0x43544150)	/* "PATC" */	\
 	X("CONNECT", 0x4e4e4f43)	/* "CONN" */	\
 	X("TRACE",   0x43415254)	/* "TRAC" */
+/* clang-format on */
 
 /* The first four bytes of a status line, as the same kind of word. */
-#define HEAD_HTTP 0x50545448	/* "HTTP" */
+#define HEAD_HTTP 0x50545448 /* "HTTP" */
 
 #endif /* HTTP_METHODS_H */

@@ -15,18 +15,17 @@
 #include "katrace.h"
 #include "core_fixes.bpf.h"
 
-#define AF_INET  2
-#define AF_INET6 10
+#define AF_INET	    2
+#define AF_INET6    10
 #define IPPROTO_TCP 6
-#define MSG_PEEK 2
-
+#define MSG_PEEK    2
 
 enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 
 /* Set by the loader before load. */
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
-const volatile bool filter_pid = false;	/* only tgids in target_tgids */
-const volatile __u64 filter_cgroup = 0;	/* cgroup v2 id, 0 = any */
+const volatile bool filter_pid = false; /* only tgids in target_tgids */
+const volatile __u64 filter_cgroup = 0; /* cgroup v2 id, 0 = any */
 /* enum level. LEVEL_CONN (the sidecar's): no program runs per send or
  * receive call, so when data last moved comes from the socket's jiffies
  * stamps. */
@@ -37,8 +36,8 @@ const volatile __u64 ns_per_jiffy = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);	/* resized by --max-conns */
-	__type(key, __u64);		/* struct sock address */
+	__uint(max_entries, 65536); /* resized by --max-conns */
+	__type(key, __u64);	    /* struct sock address */
 	__type(value, struct conn);
 } conns SEC(".maps");
 
@@ -64,7 +63,7 @@ struct {
 /* The last request that arrived on each idle HTTP connection (see stash_arrival). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);	/* resized with conns */
+	__uint(max_entries, 65536); /* resized with conns */
 	__type(key, __u64);
 	__type(value, struct arrival);
 } arrivals SEC(".maps");
@@ -99,7 +98,8 @@ static __always_inline void *reserve(__u64 size)
 static __always_inline void submit(void *e)
 {
 	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
-		      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+			      BPF_RB_FORCE_WAKEUP :
+			      BPF_RB_NO_WAKEUP;
 
 	bpf_ringbuf_submit(e, flags);
 }
@@ -196,11 +196,13 @@ static __always_inline void fill_from_socket(struct conn *c, const struct sock *
 		return;
 	jnow = bpf_jiffies64();
 	if (BPF_CORE_READ(tp, data_segs_out))
-		c->last_send_ns = now - (__u64)(__u32)(jnow - BPF_CORE_READ(tp, lsndtime)) *
-					ns_per_jiffy;
+		c->last_send_ns =
+			now - (__u64)(__u32)(jnow - BPF_CORE_READ(tp, lsndtime)) * ns_per_jiffy;
 	if (BPF_CORE_READ(tp, data_segs_in))
-		c->last_recv_ns = now - (__u64)(__u32)(jnow -
-					BPF_CORE_READ(tp, inet_conn.icsk_ack.lrcvtime)) * ns_per_jiffy;
+		c->last_recv_ns =
+			now -
+			(__u64)(__u32)(jnow - BPF_CORE_READ(tp, inet_conn.icsk_ack.lrcvtime)) *
+				ns_per_jiffy;
 }
 
 static __always_inline void emit_conn(__u32 type, struct conn *c, __u64 now)
@@ -221,8 +223,8 @@ static __always_inline void emit_conn(__u32 type, struct conn *c, __u64 now)
 
 /* A fresh entry for sk (replacing any left by a freed socket at the same
  * address). */
-static __always_inline struct conn *new_conn(const struct sock *sk, __u64 key,
-					     int first_state, __u8 role, __u64 now)
+static __always_inline struct conn *new_conn(const struct sock *sk, __u64 key, int first_state,
+					     __u8 role, __u64 now)
 {
 	struct tuple t = {};
 	struct conn *c;
@@ -358,7 +360,7 @@ int BPF_PROG(on_destroy, struct sock *sk)
 
 	if (!c)
 		return 0;
-	if (sk->sk_lock.owned)	/* close() of a socket already in CLOSE */
+	if (sk->sk_lock.owned) /* close() of a socket already in CLOSE */
 		set_owner(c);
 	fill_from_socket(c, sk, now);
 	emit_conn(EV_DESTROY, c, now);
@@ -461,8 +463,9 @@ static __always_inline __u8 sk_kind_of(const struct sock *sk)
 	if (!sk)
 		return SK_KIND_NONE;
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	return state == TCP_TIME_WAIT ? SK_KIND_TIMEWAIT :
-	       state == TCP_NEW_SYN_RECV ? SK_KIND_REQUEST : SK_KIND_FULL;
+	return state == TCP_TIME_WAIT	 ? SK_KIND_TIMEWAIT :
+	       state == TCP_NEW_SYN_RECV ? SK_KIND_REQUEST :
+					   SK_KIND_FULL;
 }
 
 /* The peer's RST closes a connection no FIN closed: the state change to
@@ -511,8 +514,8 @@ static __always_inline void fill_reset_arrival(struct reset_event *e, const stru
 	}
 }
 
-static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb,
-				       int reason, bool sent, __u64 now, enum payload_mode mode)
+static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb, int reason,
+				       bool sent, __u64 now, enum payload_mode mode)
 {
 	__u8 kind = sk_kind_of(sk);
 	struct reset_event *e;
@@ -548,7 +551,7 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 	e->sent = sent;
 	e->sk_kind = kind;
 	if (c) {
-		e->t = c->t;	/* ports read now may already be released */
+		e->t = c->t; /* ports read now may already be released */
 		e->tgid = c->tgid;
 		__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
 	} else if (sent && skb) {
@@ -619,7 +622,7 @@ static __always_inline struct conn *data_conn(struct sock *sk)
 static __always_inline bool http_start(__u32 head)
 {
 	switch (head) {
-	HTTP_METHODS(METHOD_CASE)
+		HTTP_METHODS(METHOD_CASE)
 	case HEAD_HTTP:
 		return true;
 	}
@@ -627,21 +630,37 @@ static __always_inline bool http_start(__u32 head)
 }
 
 #if defined(__TARGET_ARCH_x86)
-#define SYSCALL_NR(regs) ((regs)->orig_ax)
+#define SYSCALL_NR(regs)   ((regs)->orig_ax)
 #define SYSCALL_ARG1(regs) ((regs)->di)
 #define SYSCALL_ARG2(regs) ((regs)->si)
 #define SYSCALL_ARG3(regs) ((regs)->dx)
 #define SYSCALL_ARG4(regs) ((regs)->r10)
-enum { NR_READ = 0, NR_WRITE = 1, NR_READV = 19, NR_WRITEV = 20, NR_SENDTO = 44,
-       NR_RECVFROM = 45, NR_SENDMSG = 46, NR_RECVMSG = 47 };
+enum {
+	NR_READ = 0,
+	NR_WRITE = 1,
+	NR_READV = 19,
+	NR_WRITEV = 20,
+	NR_SENDTO = 44,
+	NR_RECVFROM = 45,
+	NR_SENDMSG = 46,
+	NR_RECVMSG = 47
+};
 #elif defined(__TARGET_ARCH_arm64)
-#define SYSCALL_NR(regs) ((regs)->syscallno)
+#define SYSCALL_NR(regs)   ((regs)->syscallno)
 #define SYSCALL_ARG1(regs) ((regs)->orig_x0)
 #define SYSCALL_ARG2(regs) ((regs)->regs[1])
 #define SYSCALL_ARG3(regs) ((regs)->regs[2])
 #define SYSCALL_ARG4(regs) ((regs)->regs[3])
-enum { NR_READ = 63, NR_WRITE = 64, NR_READV = 65, NR_WRITEV = 66, NR_SENDTO = 206,
-       NR_RECVFROM = 207, NR_SENDMSG = 211, NR_RECVMSG = 212 };
+enum {
+	NR_READ = 63,
+	NR_WRITE = 64,
+	NR_READV = 65,
+	NR_WRITEV = 66,
+	NR_SENDTO = 206,
+	NR_RECVFROM = 207,
+	NR_SENDMSG = 211,
+	NR_RECVMSG = 212
+};
 #endif
 
 /* The user buffer of the send/recv-family call in progress, and how many
@@ -655,12 +674,17 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
 	unsigned long arg = SYSCALL_ARG2(regs);
 
 	switch (SYSCALL_NR(regs)) {
-	case NR_READ: case NR_WRITE: case NR_SENDTO: case NR_RECVFROM:
+	case NR_READ:
+	case NR_WRITE:
+	case NR_SENDTO:
+	case NR_RECVFROM:
 		*contiguous = moved;
 		return (const void *)arg;
-	case NR_READV: case NR_WRITEV:
+	case NR_READV:
+	case NR_WRITEV:
 		break;
-	case NR_SENDMSG: case NR_RECVMSG:
+	case NR_SENDMSG:
+	case NR_RECVMSG:
 		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)arg) || !msg.msg_iovlen)
 			return NULL;
 		arg = (unsigned long)msg.msg_iov;
@@ -676,8 +700,8 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
 
 /* The rest of a request line written a piece at a time, appended to the
  * start the previous call kept. */
-static __always_inline void account_continued(struct http_acct *h, __u8 dir, __u8 bit,
-					      __u32 n, const void *buf)
+static __always_inline void account_continued(struct http_acct *h, __u8 dir, __u8 bit, __u32 n,
+					      const void *buf)
 {
 	__u64 off = h->req_len, m = n;
 
@@ -741,7 +765,8 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 		return;
 	/* one read: the method or "HTTP", and a status code */
 	if (n >= sizeof(first) ? bpf_probe_read_user(first, sizeof(first), buf) :
-	    n >= 4 ? bpf_probe_read_user(first, 4, buf) : 0)
+	    n >= 4	       ? bpf_probe_read_user(first, 4, buf) :
+				 0)
 		return;
 	head = *(__u32 *)first;
 	start = n >= 4 && http_start(head);
@@ -776,7 +801,7 @@ static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 di
 	if (!c)
 		return;
 	set_owner(c);
-	if (flags & MSG_PEEK)	/* a peek leaves the data queued */
+	if (flags & MSG_PEEK) /* a peek leaves the data queued */
 		return;
 	if (dir == DIR_OUT)
 		c->last_send_ns = now;
@@ -828,7 +853,10 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	if (ret <= 0)
 		return 0;
 	switch (SYSCALL_NR(regs)) {
-	case NR_WRITE: case NR_WRITEV: case NR_SENDTO: case NR_SENDMSG:
+	case NR_WRITE:
+	case NR_WRITEV:
+	case NR_SENDTO:
+	case NR_SENDMSG:
 		dir = DIR_OUT;
 		break;
 	case NR_RECVFROM:
@@ -839,7 +867,8 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		flags = SYSCALL_ARG3(regs);
 		dir = DIR_IN;
 		break;
-	case NR_READ: case NR_READV:
+	case NR_READ:
+	case NR_READV:
 		dir = DIR_IN;
 		break;
 	default:
@@ -917,7 +946,7 @@ static __always_inline void keep_arrival(const struct conn *c, __u64 key, const 
 static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb,
 					  enum payload_mode mode)
 {
-	const __u32 *seq = (const __u32 *)skb->cb;	/* TCP_SKB_CB: seq, end_seq */
+	const __u32 *seq = (const __u32 *)skb->cb; /* TCP_SKB_CB: seq, end_seq */
 	__u64 key = (__u64)sk;
 	__u32 linear = 0, total = 0, head = 0;
 	struct tcp_sock *tp;

@@ -67,7 +67,7 @@ const struct software *software_by_comm(const char *comm)
 
 int software_setting(const struct software *sw, double want_s, char *out, size_t len)
 {
-	double v = want_s - sw->extra_s;	/* it closes extra_s after its setting */
+	double v = want_s - sw->extra_s; /* it closes extra_s after its setting */
 
 	return snprintf(out, len, "%s = %.0f%s%s%s%s", sw->setting, sw->unit_ms ? v * 1000 : v,
 			sw->unit_ms ? " (ms)" : " (s)", sw->note ? " (" : "",

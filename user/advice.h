@@ -6,17 +6,17 @@
 #include <stddef.h>
 
 struct software {
-	const char *comm;	/* process name that identifies it */
+	const char *comm; /* process name that identifies it */
 	const char *name;
-	const char *setting;	/* what holds its idle timeout as a backend */
-	int unit_ms;		/* the setting is in ms (else seconds) */
-	double extra_s;		/* it closes this long after the configured value */
-	const char *note;	/* goes with the setting, or NULL */
-	const char *as_proxy;	/* what to lower when it is the proxy; NULL: not a proxy */
+	const char *setting;  /* what holds its idle timeout as a backend */
+	int unit_ms;	      /* the setting is in ms (else seconds) */
+	double extra_s;	      /* it closes this long after the configured value */
+	const char *note;     /* goes with the setting, or NULL */
+	const char *as_proxy; /* what to lower when it is the proxy; NULL: not a proxy */
 };
 
 struct lb_default {
-	const char *preset;	/* --lb name */
+	const char *preset; /* --lb name */
 	const char *name;
 	double idle_s;
 };

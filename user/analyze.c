@@ -53,7 +53,7 @@ static void add_idle(struct analyzer *a, struct idle_stats *st, double ms)
 	st->n++;
 	if (st->nsamples < MAX_SAMPLES)
 		st->samples[st->nsamples++] = ms;
-	else if (next_rand(a) % st->n < MAX_SAMPLES)	/* reservoir: all stay equally likely */
+	else if (next_rand(a) % st->n < MAX_SAMPLES) /* reservoir: all stay equally likely */
 		st->samples[next_rand(a) % MAX_SAMPLES] = ms;
 }
 
@@ -121,12 +121,13 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 	if (h->max_reuse_gap_ns / 1e6 > s->max_reuse_gap_ms)
 		s->max_reuse_gap_ms = h->max_reuse_gap_ns / 1e6;
 	if (c->closed_by == CLOSED_NONE || !c->close_ns || conn_outstanding(c, h))
-		return;	/* not closed, or closed with a request outstanding */
+		return; /* not closed, or closed with a request outstanding */
 	idle = span_ms(conn_idle_since(c, h), c->close_ns);
 	if (idle < 0)
 		return;
-	by_backend = s->local ? (c->closed_by == CLOSED_LOCAL_FIN || c->closed_by == CLOSED_LOCAL_RST)
-			      : (c->closed_by == CLOSED_PEER_FIN || c->closed_by == CLOSED_PEER_RST);
+	by_backend =
+		s->local ? (c->closed_by == CLOSED_LOCAL_FIN || c->closed_by == CLOSED_LOCAL_RST) :
+			   (c->closed_by == CLOSED_PEER_FIN || c->closed_by == CLOSED_PEER_RST);
 	st = by_backend ? &s->backend : &s->peer;
 	for (b = 0; b < N_IDLE_BUCKETS && idle / 1000 > idle_buckets[b]; b++)
 		;
@@ -136,8 +137,8 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 		add_idle(a, st, idle);
 }
 
-void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t,
-		  bool at_server, const char *request)
+void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t, bool at_server,
+		  const char *request)
 {
 	struct conn tmp = {};
 	struct service *s;
@@ -152,8 +153,9 @@ void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *
 		return;
 	if (s->lost < LOST_EXAMPLES)
 		snprintf(s->lost_examples[s->lost], sizeof(s->lost_examples[0]), "%s",
-			 request[0] ? request : c->level == LEVEL_CONN && !at_server ? "(not named at --level conn)" :
-			 "(unreadable)");
+			 request[0]			      ? request :
+			 c->level == LEVEL_CONN && !at_server ? "(not named at --level conn)" :
+								"(unreadable)");
 	s->lost++;
 }
 
@@ -228,7 +230,7 @@ static struct cluster side_timeout(const struct idle_stats *st, struct idle_pct 
 /* "set server.keepAliveTimeout ..." for the backend, and what to do at the
  * peer if katrace knows what it is. */
 static void verdict_fix(const struct service *s, const struct verdict *v, double margin_ms,
-		      char *out, size_t len)
+			char *out, size_t len)
 {
 	const struct software *b = software_by_comm(s->backend_comm);
 	const struct software *p = software_by_comm(s->peer_comm);
@@ -238,28 +240,82 @@ static void verdict_fix(const struct service *s, const struct verdict *v, double
 	int i;
 
 	if (v->peer.found)
-		n += snprintf(out + n, len - n, "make the backend keep idle connections at least %.0f s "
-			      "(the peer's %.2f s plus the %.0f s margin)", want_s, peer_s, margin_ms / 1000);
+		n += snprintf(out + n, len - n,
+			      "make the backend keep idle connections at least %.0f s "
+			      "(the peer's %.2f s plus the %.0f s margin)",
+			      want_s, peer_s, margin_ms / 1000);
 	else if (s->max_reuse_gap_ms > 0)
-		n += snprintf(out + n, len - n, "make the backend keep idle connections at least %.0f s "
-			      "(the peer reuses connections idle %.2f s, so it keeps them at least that "
-			      "long; plus the %.0f s margin)", want_s, peer_s, margin_ms / 1000);
+		n += snprintf(
+			out + n, len - n,
+			"make the backend keep idle connections at least %.0f s "
+			"(the peer reuses connections idle %.2f s, so it keeps them at least that "
+			"long; plus the %.0f s margin)",
+			want_s, peer_s, margin_ms / 1000);
 	else
-		n += snprintf(out + n, len - n, "make the backend keep idle connections longer than "
-			      "the peer does, by at least %.0f s", margin_ms / 1000);
+		n += snprintf(out + n, len - n,
+			      "make the backend keep idle connections longer than "
+			      "the peer does, by at least %.0f s",
+			      margin_ms / 1000);
 	if (b && n < len)
 		n += snprintf(out + n, len - n, "; %s (the backend): ", b->name);
 	if (b && n < len)
 		n += software_setting(b, want_s, out + n, len - n);
-	if (p && p->as_proxy && v->backend.found && v->backend.value_ms > margin_ms + 1000 && n < len)
+	if (p && p->as_proxy && v->backend.found && v->backend.value_ms > margin_ms + 1000 &&
+	    n < len)
 		n += snprintf(out + n, len - n, "; or at %s (the peer): %s below %.0f s", p->name,
 			      p->as_proxy, floor((v->backend.value_ms - margin_ms) / 1000));
 	if (!v->peer.found && !p && n < len) {
-		n += snprintf(out + n, len - n, "; if the peer is not on this host, its default idle "
+		n += snprintf(out + n, len - n,
+			      "; if the peer is not on this host, its default idle "
 			      "timeout is the floor:");
 		for (i = 0; i < n_lb_defaults && n < len; i++)
 			n += snprintf(out + n, len - n, "%s %s %.0f s", i ? "," : "",
 				      lb_defaults[i].name, lb_defaults[i].idle_s);
+	}
+}
+
+/* Both sides' timeouts are known: the margin between them decides. */
+static void verdict_both_known(struct verdict *v, double m)
+{
+	v->kind = v->margin_ms >= m ? VERDICT_OK : VERDICT_MISMATCH;
+	if (v->margin_ms < 0)
+		snprintf(v->why, sizeof(v->why),
+			 "the backend closes idle connections after "
+			 "%.2f s, before the peer does (%.2f s)",
+			 v->backend.value_ms / 1000, v->peer.value_ms / 1000);
+	else
+		snprintf(v->why, sizeof(v->why),
+			 "the backend outlasts the peer by %.2f s "
+			 "(%.2f s against %.2f s)%s",
+			 v->margin_ms / 1000, v->backend.value_ms / 1000, v->peer.value_ms / 1000,
+			 v->margin_ms < m ? ", less than the margin: equal timeouts race too" : "");
+}
+
+/* Only the backend's timeout is known: the peer's reuse of idle
+ * connections (gap, ms) may still show it keeps them longer. */
+static void verdict_backend_known(struct verdict *v, double gap)
+{
+	double b = v->backend.value_ms / 1000;
+
+	if (gap > 0 && gap >= 0.9 * v->backend.value_ms) {
+		v->kind = VERDICT_MISMATCH;
+		snprintf(v->why, sizeof(v->why),
+			 "the backend closes idle connections after "
+			 "%.2f s and the peer reused connections idle up to %.2f s: it keeps "
+			 "them at least that long",
+			 b, gap / 1000);
+	} else if (gap > 0) {
+		snprintf(v->why, sizeof(v->why),
+			 "the backend closes idle connections "
+			 "after %.2f s, but the peer's timeout is unknown: it never closed "
+			 "one, and reused connections idle at most %.2f s",
+			 b, gap / 1000);
+	} else {
+		snprintf(v->why, sizeof(v->why),
+			 "the backend closes idle connections "
+			 "after %.2f s, but the peer's timeout is unknown: it never closed "
+			 "one, nor reused one after idling",
+			 b);
 	}
 }
 
@@ -275,46 +331,28 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 
 	if (s->lost) {
 		v->kind = VERDICT_MISMATCH;
-		snprintf(v->why, sizeof(v->why), "%llu request%s lost to the backend closing idle "
+		snprintf(v->why, sizeof(v->why),
+			 "%llu request%s lost to the backend closing idle "
 			 "connections the peer still reused%s%.2f s",
 			 (unsigned long long)s->lost, s->lost == 1 ? " was" : "s were",
-			 v->backend.found ? "; the backend closes them after " : "; the peer reused "
-			 "connections after up to ", v->backend.found ? v->backend.value_ms / 1000 : gap / 1000);
+			 v->backend.found ? "; the backend closes them after " :
+					    "; the peer reused connections after up to ",
+			 v->backend.found ? v->backend.value_ms / 1000 : gap / 1000);
 	} else if (v->backend.found && v->peer.found) {
-		v->kind = v->margin_ms >= m ? VERDICT_OK : VERDICT_MISMATCH;
-		if (v->margin_ms < 0)
-			snprintf(v->why, sizeof(v->why), "the backend closes idle connections after "
-				 "%.2f s, before the peer does (%.2f s)", v->backend.value_ms / 1000,
-				 v->peer.value_ms / 1000);
-		else
-			snprintf(v->why, sizeof(v->why), "the backend outlasts the peer by %.2f s "
-				 "(%.2f s against %.2f s)%s", v->margin_ms / 1000,
-				 v->backend.value_ms / 1000, v->peer.value_ms / 1000,
-				 v->margin_ms < m ? ", less than the margin: equal timeouts race too" : "");
+		verdict_both_known(v, m);
 	} else if (v->backend.found) {
-		if (gap > 0 && gap >= 0.9 * v->backend.value_ms) {
-			v->kind = VERDICT_MISMATCH;
-			snprintf(v->why, sizeof(v->why), "the backend closes idle connections after "
-				 "%.2f s and the peer reused connections idle up to %.2f s: it keeps "
-				 "them at least that long", v->backend.value_ms / 1000, gap / 1000);
-		} else {
-			if (gap > 0)
-				snprintf(v->why, sizeof(v->why), "the backend closes idle connections "
-					 "after %.2f s, but the peer's timeout is unknown: it never closed "
-					 "one, and reused connections idle at most %.2f s",
-					 v->backend.value_ms / 1000, gap / 1000);
-			else
-				snprintf(v->why, sizeof(v->why), "the backend closes idle connections "
-					 "after %.2f s, but the peer's timeout is unknown: it never closed "
-					 "one, nor reused one after idling", v->backend.value_ms / 1000);
-		}
+		verdict_backend_known(v, gap);
 	} else if (v->peer.found) {
 		v->kind = VERDICT_OK;
-		snprintf(v->why, sizeof(v->why), "the peer closes idle connections after %.2f s; "
-			 "the backend never closed one first", v->peer.value_ms / 1000);
+		snprintf(v->why, sizeof(v->why),
+			 "the peer closes idle connections after %.2f s; "
+			 "the backend never closed one first",
+			 v->peer.value_ms / 1000);
 	} else {
-		snprintf(v->why, sizeof(v->why), "no idle close seen yet%s; run longer than the "
-			 "suspected timeout", s->conns ? "" : " (no HTTP keep-alive connection finished)");
+		snprintf(v->why, sizeof(v->why),
+			 "no idle close seen yet%s; run longer than the "
+			 "suspected timeout",
+			 s->conns ? "" : " (no HTTP keep-alive connection finished)");
 	}
 	if (v->kind == VERDICT_MISMATCH)
 		verdict_fix(s, v, m, v->fix, sizeof(v->fix));

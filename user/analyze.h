@@ -6,37 +6,39 @@
 #include <stdint.h>
 #include "conn.h"
 
-#define MAX_SERVICES	64
-#define MAX_SAMPLES	16384	/* idle times kept per side and service (reservoir) */
-#define LOST_EXAMPLES	5
+#define MAX_SERVICES  64
+#define MAX_SAMPLES   16384 /* idle times kept per side and service (reservoir) */
+#define LOST_EXAMPLES 5
 
 /* Upper bounds of the idle-at-close histogram, seconds. */
+/* clang-format off */
 #define IDLE_BUCKETS { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 3600 }
+/* clang-format on */
 #define N_IDLE_BUCKETS 15
 
 struct idle_stats {
-	uint64_t hist[N_IDLE_BUCKETS + 1];	/* every close of an HTTP connection; last: +Inf */
+	uint64_t hist[N_IDLE_BUCKETS + 1]; /* every close of an HTTP connection; last: +Inf */
 	double hist_sum_s;
-	uint64_t n;		/* idle closes seen (past MIN_IDLE_MS) */
+	uint64_t n; /* idle closes seen (past MIN_IDLE_MS) */
 	double min_ms, max_ms;
-	double *samples;	/* up to MAX_SAMPLES, a uniform sample past that */
+	double *samples; /* up to MAX_SAMPLES, a uniform sample past that */
 	uint32_t nsamples;
 };
 
 /* The densest group of close times: a side's effective timeout. */
 struct cluster {
 	bool found;
-	double value_ms;	/* median of the group */
-	double width_ms;	/* max - min within it */
+	double value_ms; /* median of the group */
+	double width_ms; /* max - min within it */
 	uint32_t count;
 };
 
 struct service {
-	char name[72];		/* ":8080" (a local port) or "10.0.0.5:8080" (a peer) */
-	bool local;		/* katrace watched the backend itself */
+	char name[72]; /* ":8080" (a local port) or "10.0.0.5:8080" (a peer) */
+	bool local;    /* katrace watched the backend itself */
 	char backend_comm[16], peer_comm[16];
-	struct idle_stats backend, peer;	/* idle closes made by each side */
-	double max_reuse_gap_ms;	/* the longest idle after which the peer reused a connection */
+	struct idle_stats backend, peer; /* idle closes made by each side */
+	double max_reuse_gap_ms; /* the longest idle after which the peer reused a connection */
 	uint64_t conns, lost;
 	char lost_examples[LOST_EXAMPLES][HTTP_MAX_PATH + 24];
 };
@@ -51,17 +53,17 @@ struct idle_pct {
 struct verdict {
 	enum verdict_kind kind;
 	struct cluster backend, peer;
-	struct idle_pct backend_pct, peer_pct;	/* from the same sort */
-	double margin_ms;	/* backend - peer, when both are known */
-	char why[640];		/* the evidence, one sentence or two */
-	char fix[640];		/* what to change, in the software's own words */
+	struct idle_pct backend_pct, peer_pct; /* from the same sort */
+	double margin_ms;		       /* backend - peer, when both are known */
+	char why[640];			       /* the evidence, one sentence or two */
+	char fix[640];			       /* what to change, in the software's own words */
 };
 
 struct analyzer {
 	struct service svc[MAX_SERVICES];
 	int n;
-	uint64_t untracked;	/* connections past MAX_SERVICES services */
-	double margin_ms;	/* --margin: how much the backend must outlast the peer */
+	uint64_t untracked; /* connections past MAX_SERVICES services */
+	double margin_ms;   /* --margin: how much the backend must outlast the peer */
 	uint64_t rng;
 };
 
@@ -70,8 +72,8 @@ void analyzer_free(struct analyzer *a);
 /* A finished connection (with its HTTP state, may be NULL). */
 void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h);
 /* A lost request on connection c (NULL if it matched none). */
-void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t,
-		  bool at_server, const char *request);
+void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t, bool at_server,
+		  const char *request);
 struct cluster infer_timeout(const double *ms, uint32_t n);
 double percentile(const double *sorted, uint32_t n, double p);
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v);

@@ -58,8 +58,7 @@ int capture_write(struct capture *c, const void *rec, uint32_t len)
 
 	if (c->failed)
 		return -1;
-	if (gzwrite(c->gz, &le, sizeof(le)) != sizeof(le) ||
-	    gzwrite(c->gz, rec, len) != (int)len) {
+	if (gzwrite(c->gz, &le, sizeof(le)) != sizeof(le) || gzwrite(c->gz, rec, len) != (int)len) {
 		int err;
 
 		fprintf(stderr, "katrace: writing %s failed: %s\n", c->path, gzerror(c->gz, &err));
@@ -112,14 +111,16 @@ static const char *check_header(struct capture_header *h, ssize_t n, char *msg, 
 	if (n < (ssize_t)(sizeof(h->magic) + sizeof(h->version)))
 		return "truncated capture: the header is cut short";
 	if (le32toh(h->version) > CAPTURE_VERSION) {
-		snprintf(msg, len, "capture format version %u is newer than this katrace reads (%u)",
+		snprintf(msg, len,
+			 "capture format version %u is newer than this katrace reads (%u)",
 			 le32toh(h->version), CAPTURE_VERSION);
 		return msg;
 	}
 	if (le32toh(h->version) < CAPTURE_VERSION) {
-		snprintf(msg, len, "capture format version %u is older than this katrace reads "
-			 "(%u): replay it with the katrace that wrote it", le32toh(h->version),
-			 CAPTURE_VERSION);
+		snprintf(msg, len,
+			 "capture format version %u is older than this katrace reads "
+			 "(%u): replay it with the katrace that wrote it",
+			 le32toh(h->version), CAPTURE_VERSION);
 		return msg;
 	}
 	if (n < (ssize_t)sizeof(*h))
@@ -129,7 +130,7 @@ static const char *check_header(struct capture_header *h, ssize_t n, char *msg, 
 	if (memcmp(h->record_sizes, want.record_sizes, sizeof(want.record_sizes)))
 		return "capture written by a katrace build with other record layouts";
 	for (int i = 0; i < MAX_RST_REASONS; i++)
-		h->rst_reasons[i][RST_REASON_LEN - 1] = 0;	/* a hostile file's names end too */
+		h->rst_reasons[i][RST_REASON_LEN - 1] = 0; /* a hostile file's names end too */
 	return NULL;
 }
 
@@ -146,7 +147,8 @@ static const char *read_records(gzFile gz, struct capture_end *end, record_fn fn
 		int r = read_exact(gz, &n, sizeof(n));
 
 		if (r <= 0)
-			return r == 0 ? "truncated capture: it ends before its end record" : mid_record;
+			return r == 0 ? "truncated capture: it ends before its end record" :
+					mid_record;
 		n = le32toh(n);
 		if (n < sizeof(struct event_hdr) || n > CAPTURE_MAX_RECORD) {
 			snprintf(msg, len, "corrupted capture: record %llu has length %u",
@@ -220,7 +222,7 @@ static uint16_t sanitized(const struct http_msg *m, uint8_t *out, size_t max)
 
 	memcpy(target, m->path, n + 1);
 	if (n >= 4 && !memcmp(target + n - 4, "?\xe2\x80\xa6", 4))
-		target[n - 3] = 0;	/* "?…" back to "?" */
+		target[n - 3] = 0; /* "?…" back to "?" */
 	if (m->kind == HTTP_REQUEST)
 		len = snprintf((char *)out, max, "%s %s HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
 			       m->method, target);
@@ -266,8 +268,8 @@ int capture_write_reset(struct capture *cap, const struct reset_event *e, bool f
 	size_t used;
 
 	out.payload_len = 0;
-	if (e->payload_len && http_parse(e->payload, e->payload_len, full_path, &m, &used) ==
-	    HTTP_REQUEST)
+	if (e->payload_len &&
+	    http_parse(e->payload, e->payload_len, full_path, &m, &used) == HTTP_REQUEST)
 		out.payload_len = sanitized(&m, out.payload, sizeof(out.payload));
 	memset(out.payload + out.payload_len, 0, sizeof(out.payload) - out.payload_len);
 	return capture_write(cap, &out, sizeof(out));

@@ -12,27 +12,27 @@
 #include <stdint.h>
 #include "katrace.h"
 
-#define CAPTURE_MAGIC	"KATRACE\x1a"
-#define CAPTURE_VERSION	2	/* 2: HTTP counted in the kernel, no data events */
+#define CAPTURE_MAGIC	   "KATRACE\x1a"
+#define CAPTURE_VERSION	   2 /* 2: HTTP counted in the kernel, no data events */
 #define CAPTURE_MAX_RECORD 4096
-#define EV_CAPTURE_END	100	/* only in files */
+#define EV_CAPTURE_END	   100 /* only in files */
 
 struct capture_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t header_size;
 	int64_t wall_offset_ns;
-	uint32_t flags;			/* CAPTURE_F_* */
-	uint32_t record_sizes[4];	/* conn, reset, end records, 0: this build's layout */
+	uint32_t flags;		  /* CAPTURE_F_* */
+	uint32_t record_sizes[4]; /* conn, reset, end records, 0: this build's layout */
 	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];
 };
 
-#define CAPTURE_F_PID_FILTER	1
-#define CAPTURE_F_FULL_PATH	2
+#define CAPTURE_F_PID_FILTER 1
+#define CAPTURE_F_FULL_PATH  2
 
 struct capture_end {
-	struct event_hdr h;		/* type EV_CAPTURE_END */
-	uint64_t events, dropped, table_full;	/* struct run_counters' */
+	struct event_hdr h;		      /* type EV_CAPTURE_END */
+	uint64_t events, dropped, table_full; /* struct run_counters' */
 };
 
 struct capture;

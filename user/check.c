@@ -27,10 +27,10 @@
 #include "loader.h"
 #include "session.h"
 
-#define CLOSED_AFTER_RESPONSE_MS 50.0	/* sooner than this: no keep-alive at all */
-#define MAX_REPEAT 64
-#define STR(x) STR_(x)
-#define STR_(x) #x
+#define CLOSED_AFTER_RESPONSE_MS 50.0 /* sooner than this: no keep-alive at all */
+#define MAX_REPEAT		 64
+#define STR(x)			 STR_(x)
+#define STR_(x)			 #x
 
 static struct {
 	const char *target;
@@ -43,18 +43,34 @@ static struct {
 	bool json;
 } opt = { .lb_s = -1, .margin_s = 5, .path = "/", .method = "GET" };
 
-enum { OPT_TARGET = 2000, OPT_LB_IDLE, OPT_MARGIN, OPT_PATH, OPT_METHOD, OPT_REPEAT, OPT_LB,
-       OPT_SPAWN, OPT_JSON, OPT_JUNIT };
+enum {
+	OPT_TARGET = 2000,
+	OPT_LB_IDLE,
+	OPT_MARGIN,
+	OPT_PATH,
+	OPT_METHOD,
+	OPT_REPEAT,
+	OPT_LB,
+	OPT_SPAWN,
+	OPT_JSON,
+	OPT_JUNIT
+};
 
 static const struct argp_option options[] = {
 	{ "target", OPT_TARGET, "HOST:PORT", 0, "The service to check", 0 },
-	{ "lb-idle-timeout", OPT_LB_IDLE, "DURATION", 0, "The load balancer's idle timeout (60s, 500ms, 1m)", 0 },
-	{ "lb", OPT_LB, "NAME", 0, "A load balancer's default idle timeout: aws-alb gcp azure nginx haproxy envoy cloudflare", 0 },
-	{ "margin", OPT_MARGIN, "DURATION", 0, "How much longer the service must keep idle connections (default 5s)", 0 },
+	{ "lb-idle-timeout", OPT_LB_IDLE, "DURATION", 0,
+	  "The load balancer's idle timeout (60s, 500ms, 1m)", 0 },
+	{ "lb", OPT_LB, "NAME", 0,
+	  "A load balancer's default idle timeout: aws-alb gcp azure nginx haproxy envoy cloudflare",
+	  0 },
+	{ "margin", OPT_MARGIN, "DURATION", 0,
+	  "How much longer the service must keep idle connections (default 5s)", 0 },
 	{ "path", OPT_PATH, "PATH", 0, "Request path (default /)", 0 },
 	{ "method", OPT_METHOD, "METHOD", 0, "Request method (default GET)", 0 },
-	{ "repeat", OPT_REPEAT, "N", 0, "Also send N requests after idling just below the LB timeout", 0 },
-	{ "spawn", OPT_SPAWN, "CMD", 0, "Start CMD (sh -c), wait for the port, stop it afterwards", 0 },
+	{ "repeat", OPT_REPEAT, "N", 0,
+	  "Also send N requests after idling just below the LB timeout", 0 },
+	{ "spawn", OPT_SPAWN, "CMD", 0, "Start CMD (sh -c), wait for the port, stop it afterwards",
+	  0 },
 	{ "json", OPT_JSON, NULL, 0, "The result as one JSON object", 0 },
 	{ "junit", OPT_JUNIT, "FILE", 0, "Also write the result as JUnit XML", 0 },
 	{},
@@ -90,7 +106,7 @@ static void parse_target(const char *arg, struct argp_state *st)
 	    (size_t)(colon - arg) >= sizeof(opt.host))
 		argp_error(st, "--target wants HOST:PORT, got '%s'", arg);
 	snprintf(opt.host, sizeof(opt.host), "%.*s", (int)(colon - arg), arg);
-	if (opt.host[0] == '[' && opt.host[strlen(opt.host) - 1] == ']') {	/* [::1]:8080 */
+	if (opt.host[0] == '[' && opt.host[strlen(opt.host) - 1] == ']') { /* [::1]:8080 */
 		memmove(opt.host, opt.host + 1, strlen(opt.host));
 		opt.host[strlen(opt.host) - 1] = 0;
 	}
@@ -98,6 +114,7 @@ static void parse_target(const char *arg, struct argp_state *st)
 	opt.port = parse_num(opt.port_s, 1, 65535, "--target port", st);
 }
 
+/* One case per option: as long as the option list. */
 static error_t parse_opt(int key, char *arg, struct argp_state *st)
 {
 	const struct lb_default *lb;
@@ -114,7 +131,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 	case OPT_LB:
 		lb = lb_by_preset(arg);
 		if (!lb)
-			argp_error(st, "unknown --lb '%s' (aws-alb gcp azure nginx haproxy envoy cloudflare)", arg);
+			argp_error(
+				st,
+				"unknown --lb '%s' (aws-alb gcp azure nginx haproxy envoy cloudflare)",
+				arg);
 		opt.lb_s = lb->idle_s;
 		opt.lb_name = lb->name;
 		break;
@@ -132,7 +152,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		opt.method = arg;
 		break;
 	case OPT_REPEAT:
-		opt.repeat = parse_num(arg, 0, MAX_REPEAT, "--repeat (0 to " STR(MAX_REPEAT) ")", st);
+		opt.repeat =
+			parse_num(arg, 0, MAX_REPEAT, "--repeat (0 to " STR(MAX_REPEAT) ")", st);
 		break;
 	case OPT_SPAWN:
 		opt.spawn = arg;
@@ -171,12 +192,12 @@ static double now_s(void)
 /* ---- the result ---- */
 
 struct result {
-	int status;		/* 0 pass, 1 fail, 2 could not check */
-	char reason[512];	/* exit 2: why */
-	bool kernel;		/* timed by the tracer, else by the client socket */
+	int status;	  /* 0 pass, 1 fail, 2 could not check */
+	char reason[512]; /* exit 2: why */
+	bool kernel;	  /* timed by the tracer, else by the client socket */
 	char fallback_why[256];
 	bool server_closed;
-	const char *close_kind;	/* "FIN" or "RST" */
+	const char *close_kind; /* "FIN" or "RST" */
 	double idle_s;		/* when the server closed, idle since the response */
 	char server_comm[TASK_COMM_LEN + 1];
 	int repeat_ok, repeat_failed;
@@ -185,8 +206,7 @@ struct result {
 	char fix[512];
 };
 
-__attribute__((format(printf, 2, 3)))
-static int cannot(struct result *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int cannot(struct result *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -260,8 +280,9 @@ static int read_body(int fd, struct result *r, char *buf, size_t size, size_t ha
 		for (long left = need - (long)have; left > 0; left -= n) {
 			n = recv(fd, buf, size, 0);
 			if (n <= 0)
-				return cannot(r, "%s closed the connection in the middle of a response",
-					      opt.target);
+				return cannot(
+					r, "%s closed the connection in the middle of a response",
+					opt.target);
 		}
 		return 0;
 	}
@@ -272,7 +293,8 @@ static int read_body(int fd, struct result *r, char *buf, size_t size, size_t ha
 		}
 		n = recv(fd, buf + have, size - have, 0);
 		if (n <= 0)
-			return cannot(r, "%s closed the connection in the middle of a response", opt.target);
+			return cannot(r, "%s closed the connection in the middle of a response",
+				      opt.target);
 		have += n;
 	}
 	return 0;
@@ -290,7 +312,8 @@ static char *read_head(int fd, struct result *r, char *buf, size_t size, size_t 
 	while (!(body = memmem(buf, *have, "\r\n\r\n", 4))) {
 		n = *have < size - 1 ? recv(fd, buf + *have, size - 1 - *have, 0) : 0;
 		if (n <= 0) {
-			if (*have && http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE)
+			if (*have &&
+			    http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE)
 				break;
 			cannot(r, "%s answered no HTTP response (%s)", opt.target,
 			       n == 0 ? "it closed the connection" : strerror(errno));
@@ -298,7 +321,8 @@ static char *read_head(int fd, struct result *r, char *buf, size_t size, size_t 
 		}
 		*have += n;
 		buf[*have] = 0;
-		if (*have >= 12 && http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE)
+		if (*have >= 12 &&
+		    http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE)
 			break;
 	}
 	if (http_parse((uint8_t *)buf, *have, false, &m, &used) != HTTP_RESPONSE || !body) {
@@ -317,8 +341,10 @@ static int exchange(int fd, struct result *r)
 	long need;
 	ssize_t n;
 
-	n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: katrace-check\r\n"
-		     "Content-Length: 0\r\n\r\n", opt.method, opt.path, opt.host);
+	n = snprintf(req, sizeof(req),
+		     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: katrace-check\r\n"
+		     "Content-Length: 0\r\n\r\n",
+		     opt.method, opt.path, opt.host);
 	if (send(fd, req, n, MSG_NOSIGNAL) != n)
 		return cannot(r, "cannot send to %s: %s", opt.target, strerror(errno));
 	body = read_head(fd, r, buf, sizeof(buf), &have);
@@ -327,8 +353,10 @@ static int exchange(int fd, struct result *r)
 	*body = 0;
 	if (header_has(buf, "Connection", "close") ||
 	    (!strncmp(buf, "HTTP/1.0", 8) && !header_has(buf, "Connection", "keep-alive")))
-		return cannot(r, "%s closes the connection after every response (Connection: close): "
-			      "there is no idle keep-alive connection to check", opt.target);
+		return cannot(r,
+			      "%s closes the connection after every response (Connection: close): "
+			      "there is no idle keep-alive connection to check",
+			      opt.target);
 	if (header_has(buf, "Transfer-Encoding", "chunked")) {
 		need = -2;
 	} else {
@@ -337,8 +365,11 @@ static int exchange(int fd, struct result *r)
 		need = cl ? atol(cl + 16) : -1;
 	}
 	if (need == -1)
-		return cannot(r, "%s answers without Content-Length or chunked encoding: the connection "
-			      "cannot be kept alive", opt.target);
+		return cannot(
+			r,
+			"%s answers without Content-Length or chunked encoding: the connection "
+			"cannot be kept alive",
+			opt.target);
 	have -= (body + 4) - buf;
 	memmove(buf, body + 4, have);
 	return read_body(fd, r, buf, sizeof(buf), have, need);
@@ -374,7 +405,7 @@ static int spawn_and_wait(struct result *r)
 		return cannot(r, "cannot fork: %s", strerror(errno));
 	if (!spawned) {
 		setpgid(0, 0);
-		dup2(2, 1);	/* its chatter must not mix with our --json */
+		dup2(2, 1); /* its chatter must not mix with our --json */
 		execl("/bin/sh", "sh", "-c", opt.spawn, (char *)NULL);
 		_exit(127);
 	}
@@ -385,8 +416,10 @@ static int spawn_and_wait(struct result *r)
 
 		if (waitpid(spawned, &status, WNOHANG) == spawned) {
 			spawned = 0;
-			return cannot(r, "the spawned command exited (status %d) before %s accepted "
-				      "connections", WIFEXITED(status) ? WEXITSTATUS(status) : -1, opt.target);
+			return cannot(r,
+				      "the spawned command exited (status %d) before %s accepted "
+				      "connections",
+				      WIFEXITED(status) ? WEXITSTATUS(status) : -1, opt.target);
 		}
 		fd = connect_target(&probe, 1);
 		if (fd >= 0) {
@@ -427,8 +460,8 @@ static uint16_t local_port(int fd)
 
 	if (getsockname(fd, (struct sockaddr *)&ss, &len))
 		return 0;
-	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					      : ((struct sockaddr_in *)&ss)->sin_port);
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+						((struct sockaddr_in *)&ss)->sin_port);
 }
 
 static void check_fix(struct result *r)
@@ -437,8 +470,10 @@ static void check_fix(struct result *r)
 	double want = ceil(opt.lb_s + opt.margin_s);
 	size_t n;
 
-	n = snprintf(r->fix, sizeof(r->fix), "keep idle connections open at least %.0f s (the load "
-		     "balancer's %.0f s plus the %.0f s margin)", want, opt.lb_s, opt.margin_s);
+	n = snprintf(r->fix, sizeof(r->fix),
+		     "keep idle connections open at least %.0f s (the load "
+		     "balancer's %.0f s plus the %.0f s margin)",
+		     want, opt.lb_s, opt.margin_s);
 	if (sw && n < sizeof(r->fix))
 		n += snprintf(r->fix + n, sizeof(r->fix) - n, "; %s: ", sw->name);
 	if (sw && n < sizeof(r->fix))
@@ -513,13 +548,14 @@ static int watch_idle(struct result *r, struct tracer *t, int fd, int *repeat_fd
 			continue;
 		t_close = now_s();
 		if (recv(fd, &byte, 1, MSG_DONTWAIT) > 0)
-			return cannot(r, "%s sent data nobody asked for on an idle connection", opt.target);
+			return cannot(r, "%s sent data nobody asked for on an idle connection",
+				      opt.target);
 		r->server_closed = true;
 		r->close_kind = errno == ECONNRESET ? "RST" : "FIN";
 		r->idle_s = t_close - t_resp;
 		break;
 	}
-	if (nrep)	/* the server closed first: send them now, they show it */
+	if (nrep) /* the server closed first: send them now, they show it */
 		send_repeats(r, repeat_fd, nrep, 1000);
 	return 0;
 }
@@ -537,7 +573,8 @@ static void use_kernel_view(struct result *r, struct session *s, struct tracer *
 	session_each_conn(s, match, &f);
 	if (f.client && r->server_closed && f.client->close_ns &&
 	    (f.client->closed_by == CLOSED_PEER_FIN || f.client->closed_by == CLOSED_PEER_RST)) {
-		r->idle_s = span_ms(conn_idle_since(f.client, f.client_http), f.client->close_ns) / 1000;
+		r->idle_s = span_ms(conn_idle_since(f.client, f.client_http), f.client->close_ns) /
+			    1000;
 		r->close_kind = f.client->closed_by == CLOSED_PEER_RST ? "RST" : "FIN";
 	} else if (r->server_closed) {
 		r->kernel = false;
@@ -597,8 +634,10 @@ static int run_check(struct result *r)
 	if (!r->server_comm[0] && spawned > 0)
 		spawned_comm(r);
 	if (r->server_closed && r->idle_s * 1000 < CLOSED_AFTER_RESPONSE_MS) {
-		cannot(r, "%s closed the connection %.1f ms after the response: it does not keep "
-		       "connections alive", opt.target, r->idle_s * 1000);
+		cannot(r,
+		       "%s closed the connection %.1f ms after the response: it does not keep "
+		       "connections alive",
+		       opt.target, r->idle_s * 1000);
 		goto out;
 	}
 	r->status = r->server_closed || r->repeat_failed ? 1 : 0;
@@ -618,11 +657,20 @@ static void xml_escaped(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 	}
 }
@@ -636,15 +684,19 @@ static void describe(const struct result *r, char *out, size_t len)
 		return;
 	}
 	if (r->server_closed)
-		n = snprintf(out, len, "%s closed an idle keep-alive connection after %.3f s (%s), "
-			     "%s the load balancer's %.3f s plus the %.3f s margin", opt.target,
-			     r->idle_s, r->close_kind, r->idle_s < opt.lb_s ? "before" :
-			     "within", opt.lb_s, opt.margin_s);
+		n = snprintf(out, len,
+			     "%s closed an idle keep-alive connection after %.3f s (%s), "
+			     "%s the load balancer's %.3f s plus the %.3f s margin",
+			     opt.target, r->idle_s, r->close_kind,
+			     r->idle_s < opt.lb_s ? "before" : "within", opt.lb_s, opt.margin_s);
 	else
-		n = snprintf(out, len, "%s kept an idle keep-alive connection open past the load "
-			     "balancer's %.3f s plus the %.3f s margin", opt.target, opt.lb_s, opt.margin_s);
+		n = snprintf(out, len,
+			     "%s kept an idle keep-alive connection open past the load "
+			     "balancer's %.3f s plus the %.3f s margin",
+			     opt.target, opt.lb_s, opt.margin_s);
 	if (opt.repeat && n < len)
-		n += snprintf(out + n, len - n, "; requests after %.1f s idle: %d answered, %d failed",
+		n += snprintf(out + n, len - n,
+			      "; requests after %.1f s idle: %d answered, %d failed",
 			      r->repeat_gap_s, r->repeat_ok, r->repeat_failed);
 }
 
@@ -653,8 +705,10 @@ static void print_json(const struct result *r, const char *what)
 	printf("{\"type\":\"check\",\"target\":");
 	json_string(stdout, opt.target);
 	printf(",\"result\":\"%s\",\"exit\":%d,\"lb_idle_timeout_s\":%.3f,\"margin_s\":%.3f",
-	       r->status == 0 ? "pass" : r->status == 1 ? "fail" : "error", r->status,
-	       opt.lb_s, opt.margin_s);
+	       r->status == 0 ? "pass" :
+	       r->status == 1 ? "fail" :
+				"error",
+	       r->status, opt.lb_s, opt.margin_s);
 	printf(",\"measured_by\":\"%s\",\"server_closed\":%s,\"server_idle_timeout_s\":",
 	       r->kernel ? "kernel" : "client-socket", r->server_closed ? "true" : "false");
 	if (r->server_closed)
@@ -682,7 +736,10 @@ static void print_text(const struct result *r, const char *what)
 	if (!r->kernel && r->status != 2)
 		printf("katrace check: BPF unavailable (%s): measured from the client socket\n",
 		       r->fallback_why);
-	printf("katrace check: %s: %s\n", r->status == 0 ? "PASS" : r->status == 1 ? "FAIL" : "ERROR",
+	printf("katrace check: %s: %s\n",
+	       r->status == 0 ? "PASS" :
+	       r->status == 1 ? "FAIL" :
+				"ERROR",
 	       what);
 	if (r->fix[0])
 		printf("katrace check: fix: %s\n", r->fix);
@@ -696,14 +753,15 @@ static void write_junit(const struct result *r, const char *what)
 		fprintf(stderr, "katrace check: cannot write %s: %s\n", opt.junit, strerror(errno));
 		return;
 	}
-	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	fprintf(f,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<testsuite name=\"katrace check\" tests=\"1\" failures=\"%d\" errors=\"%d\" time=\"%.3f\">\n"
-		"  <testcase classname=\"katrace.check\" name=\"", r->status == 1, r->status == 2,
-		r->elapsed_s);
+		"  <testcase classname=\"katrace.check\" name=\"",
+		r->status == 1, r->status == 2, r->elapsed_s);
 	fprintf(f, "idle keep-alive timeout of ");
 	xml_escaped(f, opt.target);
-	fprintf(f, " exceeds the load balancer's %.3f s by %.3f s\" time=\"%.3f\">\n",
-		opt.lb_s, opt.margin_s, r->elapsed_s);
+	fprintf(f, " exceeds the load balancer's %.3f s by %.3f s\" time=\"%.3f\">\n", opt.lb_s,
+		opt.margin_s, r->elapsed_s);
 	if (r->status) {
 		fprintf(f, "    <%s message=\"", r->status == 1 ? "failure" : "error");
 		xml_escaped(f, what);
@@ -737,13 +795,20 @@ static void print_result(const struct result *r)
 
 int check_main(int argc, char **argv)
 {
-	static const struct argp argp = { options, parse_opt, NULL,
+	static const struct argp argp = {
+		options,
+		parse_opt,
+		NULL,
 		"katrace check: does a service keep idle keep-alive connections open longer than "
 		"its load balancer? Exit 0: yes; 1: no; 2: the check could not be made.\n\n"
 		"EXAMPLES:\n"
 		"    katrace check --target 127.0.0.1:8080 --lb aws-alb\n"
 		"    katrace check --target 127.0.0.1:3000 --lb-idle-timeout 60s --margin 5s "
-		"--spawn 'node server.js' --junit report.xml", NULL, NULL, NULL };
+		"--spawn 'node server.js' --junit report.xml",
+		NULL,
+		NULL,
+		NULL
+	};
 	struct result r = {};
 	double t0 = now_s();
 

@@ -55,7 +55,7 @@ void conn_read_http(const struct conn *c, bool full_path, struct http_state *h)
 		http_request_line(&last, h->last_request, sizeof(h->last_request));
 		h->requests += found - 1;
 	}
-	if (h->responses > h->requests)	/* pipelined reads start several requests */
+	if (h->responses > h->requests) /* pipelined reads start several requests */
 		h->requests = h->responses;
 }
 
@@ -169,9 +169,9 @@ void format_endpoint(const struct tuple *t, bool local, char *buf, size_t len)
 const char *tcp_state_name(int state)
 {
 	static const char *const names[] = {
-		[1] = "ESTABLISHED", [2] = "SYN_SENT", [3] = "SYN_RECV", [4] = "FIN_WAIT1",
-		[5] = "FIN_WAIT2", [6] = "TIME_WAIT", [7] = "CLOSE", [8] = "CLOSE_WAIT",
-		[9] = "LAST_ACK", [10] = "LISTEN", [11] = "CLOSING", [12] = "NEW_SYN_RECV",
+		[1] = "ESTABLISHED",	 [2] = "SYN_SENT",  [3] = "SYN_RECV", [4] = "FIN_WAIT1",
+		[5] = "FIN_WAIT2",	 [6] = "TIME_WAIT", [7] = "CLOSE",    [8] = "CLOSE_WAIT",
+		[9] = "LAST_ACK",	 [10] = "LISTEN",   [11] = "CLOSING", [12] = "NEW_SYN_RECV",
 		[13] = "BOUND_INACTIVE",
 	};
 
@@ -183,7 +183,7 @@ const char *tcp_state_name(int state)
 const char *closed_by_name(int closed_by)
 {
 	static const char *const names[] = {
-		[CLOSED_NONE] = "open", [CLOSED_LOCAL_FIN] = "local-fin",
+		[CLOSED_NONE] = "open",		[CLOSED_LOCAL_FIN] = "local-fin",
 		[CLOSED_PEER_FIN] = "peer-fin", [CLOSED_LOCAL_RST] = "local-rst",
 		[CLOSED_PEER_RST] = "peer-rst",
 	};

@@ -12,17 +12,17 @@
 
 /* What the HTTP join knows of one connection. */
 struct http_state {
-	bool counted;			/* false: traced at --level conn, nothing counted */
-	uint32_t requests, responses;	/* final (non-1xx) responses */
-	uint8_t req_dir;		/* enum data_dir the requests flowed in */
+	bool counted;		      /* false: traced at --level conn, nothing counted */
+	uint32_t requests, responses; /* final (non-1xx) responses */
+	uint8_t req_dir;	      /* enum data_dir the requests flowed in */
 	bool lost_reported;
-	int last_status;		/* 0: none yet */
+	int last_status; /* 0: none yet */
 	uint64_t last_request_ns;
 	uint64_t last_response_ns;
-	uint64_t max_reuse_gap_ns;	/* longest idle before a request on this connection */
-	uint64_t idle_since_ns;		/* not counted: when the last response (or any
+	uint64_t max_reuse_gap_ns; /* longest idle before a request on this connection */
+	uint64_t idle_since_ns;	   /* not counted: when the last response (or any
 					   data, if not HTTP) went, as of the close */
-	char last_request[HTTP_MAX_PATH + 24];	/* "METHOD /path", "" if none */
+	char last_request[HTTP_MAX_PATH + 24]; /* "METHOD /path", "" if none */
 };
 
 /* The join: what the kernel counted of c's HTTP into h, with its request
@@ -55,20 +55,20 @@ const char *closed_by_name(int closed_by);
 const char *role_name(int role);
 
 enum lost_side {
-	LOST_AT_SERVER,	/* traced on the backend: its kernel answered the request with RST */
-	LOST_AT_CLIENT,	/* traced on the proxy: it wrote the request, got RST back */
+	LOST_AT_SERVER, /* traced on the backend: its kernel answered the request with RST */
+	LOST_AT_CLIENT, /* traced on the proxy: it wrote the request, got RST back */
 };
 
 /* A request lost to a close race. */
 struct lost {
-	uint64_t ts_ns;			/* arrival (server side) or write (client side) */
+	uint64_t ts_ns; /* arrival (server side) or write (client side) */
 	enum lost_side side;
-	const struct conn *c;		/* NULL when no traced connection matched */
+	const struct conn *c; /* NULL when no traced connection matched */
 	struct tuple t;
 	char request[HTTP_MAX_PATH + 24];
-	double close_to_request_ms;	/* may be < 0 (see README); NAN: unknown */
-	double idle_ms;			/* < 0: unknown */
-	const char *reason;		/* sk_rst_reason name, NULL if unknown */
+	double close_to_request_ms; /* may be < 0 (see README); NAN: unknown */
+	double idle_ms;		    /* < 0: unknown */
+	const char *reason;	    /* sk_rst_reason name, NULL if unknown */
 };
 
 #endif

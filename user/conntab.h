@@ -9,7 +9,7 @@ struct conn_rec {
 	struct conn c;		/* the latest the kernel told us */
 	bool closing;		/* an EV_CLOSE arrived */
 	uint64_t peer_rst_ns;	/* a RST arrived from the peer */
-	struct http_state http;	/* from the kernel's accounting, at each event */
+	struct http_state http; /* from the kernel's accounting, at each event */
 	/* internal */
 	struct conn_rec *hnext, *lru_prev, *lru_next;
 };
@@ -18,7 +18,7 @@ struct conntab {
 	struct conn_rec **buckets;
 	uint32_t nbuckets, count, max;
 	uint64_t evictions;
-	struct conn_rec *lru_head, *lru_tail;	/* head = most recent */
+	struct conn_rec *lru_head, *lru_tail; /* head = most recent */
 };
 
 int conntab_init(struct conntab *t, uint32_t max);

@@ -41,7 +41,8 @@ static long content_length(const uint8_t *p, const uint8_t *end)
 
 				for (i = sizeof(name) - 1; i < n && line[i] == ' '; i++)
 					;
-				for (; i < n && line[i] >= '0' && line[i] <= '9' && v < (1L << 40); i++)
+				for (; i < n && line[i] >= '0' && line[i] <= '9' && v < (1L << 40);
+				     i++)
 					v = v * 10 + (line[i] - '0');
 				return v;
 			}
@@ -53,8 +54,8 @@ static long content_length(const uint8_t *p, const uint8_t *end)
 	return -1;
 }
 
-static enum http_kind parse_request(const uint8_t *buf, const uint8_t *end,
-				    bool full_path, struct http_msg *m, const uint8_t **after_line)
+static enum http_kind parse_request(const uint8_t *buf, const uint8_t *end, bool full_path,
+				    struct http_msg *m, const uint8_t **after_line)
 {
 	const uint8_t *p = buf, *target;
 	size_t i, mlen = 0, out = 0;
@@ -62,7 +63,8 @@ static enum http_kind parse_request(const uint8_t *buf, const uint8_t *end,
 
 	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		mlen = strlen(methods[i]);
-		if ((size_t)(end - buf) > mlen && !memcmp(buf, methods[i], mlen) && buf[mlen] == ' ')
+		if ((size_t)(end - buf) > mlen && !memcmp(buf, methods[i], mlen) &&
+		    buf[mlen] == ' ')
 			break;
 	}
 	if (i == sizeof(methods) / sizeof(methods[0]))
@@ -74,7 +76,7 @@ static enum http_kind parse_request(const uint8_t *buf, const uint8_t *end,
 		if (*p == '?' && !full_path && !in_query) {
 			in_query = true;
 			if (out + 4 < sizeof(m->path)) {
-				memcpy(m->path + out, "?\xe2\x80\xa6", 4);	/* "?…" */
+				memcpy(m->path + out, "?\xe2\x80\xa6", 4); /* "?…" */
 				out += 4;
 			}
 		} else if (!in_query && out < HTTP_MAX_PATH) {
@@ -88,7 +90,8 @@ static enum http_kind parse_request(const uint8_t *buf, const uint8_t *end,
 	/* The line must go on as " HTTP/1.x\r\n", as far as we have it. */
 	if (p < end) {
 		static const char proto[] = " HTTP/1.";
-		size_t have = end - p < (long)sizeof(proto) - 1 ? (size_t)(end - p) : sizeof(proto) - 1;
+		size_t have = end - p < (long)sizeof(proto) - 1 ? (size_t)(end - p) :
+								  sizeof(proto) - 1;
 
 		if (memcmp(p, proto, have))
 			return HTTP_NONE;
@@ -97,22 +100,22 @@ static enum http_kind parse_request(const uint8_t *buf, const uint8_t *end,
 	return HTTP_REQUEST;
 }
 
-static enum http_kind parse_response(const uint8_t *buf, const uint8_t *end,
-				     struct http_msg *m, const uint8_t **after_line)
+static enum http_kind parse_response(const uint8_t *buf, const uint8_t *end, struct http_msg *m,
+				     const uint8_t **after_line)
 {
 	/* "HTTP/1.1 200" */
 	if (end - buf < 12 || memcmp(buf, "HTTP/1.", 7) || buf[8] != ' ')
 		return HTTP_NONE;
-	if (buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
-	    buf[11] < '0' || buf[11] > '9')
+	if (buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' || buf[11] < '0' ||
+	    buf[11] > '9')
 		return HTTP_NONE;
 	m->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	*after_line = buf + 12;
 	return HTTP_RESPONSE;
 }
 
-enum http_kind http_parse(const uint8_t *buf, size_t len, bool full_path,
-			  struct http_msg *m, size_t *used)
+enum http_kind http_parse(const uint8_t *buf, size_t len, bool full_path, struct http_msg *m,
+			  size_t *used)
 {
 	const uint8_t *end = buf + len, *line_end = NULL, *hdr_end;
 	long body;

@@ -14,7 +14,7 @@ enum http_kind { HTTP_NONE = 0, HTTP_REQUEST, HTTP_RESPONSE };
 struct http_msg {
 	enum http_kind kind;
 	char method[12];
-	char path[HTTP_MAX_PATH + 8];	/* room for the "?…" that replaces a query */
+	char path[HTTP_MAX_PATH + 8]; /* room for the "?…" that replaces a query */
 	int status;
 };
 
@@ -23,8 +23,8 @@ struct http_msg {
  * told from these bytes (start line, headers and a Content-Length body), or
  * 0 when the message goes on past them. Returns the kind, HTTP_NONE for
  * bytes that are not an HTTP/1.x start line. */
-enum http_kind http_parse(const uint8_t *buf, size_t len, bool full_path,
-			  struct http_msg *m, size_t *used);
+enum http_kind http_parse(const uint8_t *buf, size_t len, bool full_path, struct http_msg *m,
+			  size_t *used);
 
 /* Parses the message at *buf and steps past it (to the end of the bytes
  * when they do not show where it ends). false when no HTTP is left. */

@@ -36,8 +36,7 @@ static bool libbpf_verbose, quiet;
 static char last_error[256];
 
 /* One-line errors: printed, or kept for tracer_error() when quiet. */
-__attribute__((format(printf, 1, 2)))
-static void fail_msg(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void fail_msg(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -91,12 +90,12 @@ static int tracepoint_args(const struct btf *btf, const char *name)
 	id = btf__find_by_name_kind(btf, tname, BTF_KIND_TYPEDEF);
 	if (id < 0)
 		return -1;
-	t = btf__type_by_id(btf, id);			/* typedef */
-	t = t ? btf__type_by_id(btf, t->type) : NULL;	/* pointer */
-	t = t ? btf__type_by_id(btf, t->type) : NULL;	/* func proto */
+	t = btf__type_by_id(btf, id);		      /* typedef */
+	t = t ? btf__type_by_id(btf, t->type) : NULL; /* pointer */
+	t = t ? btf__type_by_id(btf, t->type) : NULL; /* func proto */
 	if (!t || !btf_is_func_proto(t))
 		return -1;
-	return btf_vlen(t) - 1;	/* the first is the tracepoint's void *data */
+	return btf_vlen(t) - 1; /* the first is the tracepoint's void *data */
 }
 
 /* The names of enum sk_rst_reason, whose values differ between kernel
@@ -138,7 +137,7 @@ static uint64_t ns_per_jiffy(void)
 	struct timespec res;
 
 	if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) || res.tv_sec || !res.tv_nsec)
-		return 4000000;	/* HZ=250, the common default */
+		return 4000000; /* HZ=250, the common default */
 	return res.tv_nsec;
 }
 
@@ -155,15 +154,15 @@ static bool probe_skb_dynptr(void)
 static int probe_features(const char *btf_path, struct kernel_features *f, struct tracer *t)
 {
 	static const char *const required[] = {
-		"inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset", "tcp_destroy_sock",
-		"tcp_probe",
+		"inet_sock_set_state", "tcp_send_reset", "tcp_receive_reset",
+		"tcp_destroy_sock",    "tcp_probe",
 	};
 	struct btf *btf;
 	size_t i;
 
 	if (access(btf_path, R_OK)) {
 		fail_msg("no kernel BTF at %s (the kernel needs CONFIG_DEBUG_INFO_BTF=y)",
-			btf_path);
+			 btf_path);
 		return -1;
 	}
 	btf = btf__parse(btf_path, NULL);
@@ -193,10 +192,11 @@ static int probe_features(const char *btf_path, struct kernel_features *f, struc
 
 void kernel_features_print(FILE *out, const struct kernel_features *f)
 {
-	fprintf(out, "katrace: kernel features: tcp_send_reset reason %s, sock_send/recv_length %s, "
-		"sys_exit %s, skb dynptr in tp_btf %s\n", f->send_reset_reason ? "yes" : "no",
-		f->data_tracepoints ? "yes" : "no", f->sys_exit ? "yes" : "no",
-		f->skb_dynptr ? "yes" : "no");
+	fprintf(out,
+		"katrace: kernel features: tcp_send_reset reason %s, sock_send/recv_length %s, "
+		"sys_exit %s, skb dynptr in tp_btf %s\n",
+		f->send_reset_reason ? "yes" : "no", f->data_tracepoints ? "yes" : "no",
+		f->sys_exit ? "yes" : "no", f->skb_dynptr ? "yes" : "no");
 }
 
 /* The programs that fit the kernel and the level: each variant is one
@@ -231,11 +231,11 @@ static int note_fallbacks(struct tracer *t, const struct tracer_opts *o)
 			return -1;
 		}
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
-				"timing and HTTP from the send/recv syscall exits instead");
+				   "timing and HTTP from the send/recv syscall exits instead");
 	}
 	if (f->send_reset_reason && !f->skb_dynptr)
 		append_fallback(t, "no skb dynptr in tracing programs: a lost request whose "
-				"bytes sit in page fragments is reported without its line");
+				   "bytes sit in page fragments is reported without its line");
 	return 0;
 }
 
@@ -260,8 +260,9 @@ static int load(struct tracer *t, const struct tracer_opts *o)
 	if (err == -ENOENT || err == -ENOMEM)
 		fail_msg("cannot open the BPF object: %s", strerror(-err));
 	else if (err)
-		fail_msg("the kernel refused the BPF programs: %s (run with -v for the verifier log)",
-			 strerror(-err));
+		fail_msg(
+			"the kernel refused the BPF programs: %s (run with -v for the verifier log)",
+			strerror(-err));
 	return err;
 }
 
@@ -273,16 +274,16 @@ static int attach(struct tracer *t, const struct tracer_opts *o, event_fn fn, vo
 		__u32 tgid = o->tgids[i];
 		__u8 one = 1;
 
-		bpf_map__update_elem(t->skel->maps.target_tgids, &tgid, sizeof(tgid),
-				     &one, sizeof(one), BPF_ANY);
+		bpf_map__update_elem(t->skel->maps.target_tgids, &tgid, sizeof(tgid), &one,
+				     sizeof(one), BPF_ANY);
 	}
 	err = katrace_bpf__attach(t->skel);
 	if (err) {
 		fail_msg("cannot attach to the tracepoints: %s", strerror(-err));
 		return err;
 	}
-	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events),
-				 (ring_buffer_sample_fn)fn, ctx, NULL);
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), (ring_buffer_sample_fn)fn, ctx,
+				 NULL);
 	if (!t->rb) {
 		fail_msg("cannot map the ring buffer: %s", strerror(errno));
 		return -1;
@@ -348,8 +349,8 @@ uint64_t tracer_counter(struct tracer *t, int slot)
 	{
 		__u64 vals[ncpu];
 
-		if (bpf_map__lookup_elem(t->skel->maps.counters, &key, sizeof(key),
-					 vals, sizeof(vals), 0))
+		if (bpf_map__lookup_elem(t->skel->maps.counters, &key, sizeof(key), vals,
+					 sizeof(vals), 0))
 			return 0;
 		for (int i = 0; i < ncpu; i++)
 			sum += vals[i];

@@ -12,24 +12,24 @@ struct tracer;
 /* What this kernel gives, probed once when the tracer opens: each field is
  * one difference between kernel versions (bpf/core_fixes.bpf.h). */
 struct kernel_features {
-	bool send_reset_reason;	/* tcp_send_reset(sk, skb, reason): 6.10 */
+	bool send_reset_reason; /* tcp_send_reset(sk, skb, reason): 6.10 */
 	bool data_tracepoints;	/* sock_send_length/sock_recv_length: 6.5 */
 	bool sys_exit;		/* tp_btf/sys_exit: the fallback before 6.5 */
 	bool skb_dynptr;	/* bpf_dynptr_from_skb in tp_btf: 6.12 */
 };
 
 struct tracer_opts {
-	const pid_t *tgids;		/* owners to report; none = every process */
+	const pid_t *tgids; /* owners to report; none = every process */
 	int ntgids;
-	uint16_t port;			/* 0 = any */
-	uint64_t cgroup_id;		/* cgroup v2 id, 0 = any */
+	uint16_t port;	    /* 0 = any */
+	uint64_t cgroup_id; /* cgroup v2 id, 0 = any */
 	uint32_t max_conns;
-	enum level level;		/* LEVEL_CONN: no program per data call (README, "Levels") */
-	const char *btf_path;		/* the tracepoints to assume, from this BTF instead
+	enum level level;     /* LEVEL_CONN: no program per data call (README, "Levels") */
+	const char *btf_path; /* the tracepoints to assume, from this BTF instead
 					   of /sys/kernel/btf/vmlinux: a test hook that
 					   shows katrace an older kernel (NULL: none) */
-	bool verbose;			/* libbpf's own messages */
-	bool quiet;			/* keep errors for tracer_error() instead of printing */
+	bool verbose;	      /* libbpf's own messages */
+	bool quiet;	      /* keep errors for tracer_error() instead of printing */
 };
 
 typedef int (*event_fn)(void *ctx, const void *data, size_t len);

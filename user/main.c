@@ -36,20 +36,32 @@ static struct env {
 	double margin_s;
 	uint32_t max_conns;
 	const char *btf_path;
-	const char *write_path;		/* -w */
+	const char *write_path; /* -w */
 	bool daemon;
 	enum level level;
-	bool level_given;		/* else the mode's default: conn with --daemon */
-	const char *log_path;		/* --log, default stdout */
+	bool level_given;     /* else the mode's default: conn with --daemon */
+	const char *log_path; /* --log, default stdout */
 	const char *metrics_addr;
 	const char *metrics_file;
 	const char *cgroup_path;
 	uint64_t cgroup_id;
-	const char *report_path;	/* katrace report FILE */
+	const char *report_path; /* katrace report FILE */
 } env = { .max_conns = 65536, .margin_s = 5 };
 
-enum { OPT_PORT = 1000, OPT_JSON, OPT_MAX_CONNS, OPT_BTF, OPT_FULL_PATH, OPT_MARGIN, OPT_DAEMON,
-       OPT_LOG, OPT_METRICS_ADDR, OPT_METRICS_FILE, OPT_CGROUP, OPT_LEVEL };
+enum {
+	OPT_PORT = 1000,
+	OPT_JSON,
+	OPT_MAX_CONNS,
+	OPT_BTF,
+	OPT_FULL_PATH,
+	OPT_MARGIN,
+	OPT_DAEMON,
+	OPT_LOG,
+	OPT_METRICS_ADDR,
+	OPT_METRICS_FILE,
+	OPT_CGROUP,
+	OPT_LEVEL
+};
 
 #define METRICS_FILE_PERIOD_NS 10000000000ULL
 
@@ -73,19 +85,31 @@ static const struct argp_option opts[] = {
 	{ "timestamp", 'T', NULL, 0, "Print unix timestamps instead of wall-clock time", 0 },
 	{ "json", OPT_JSON, NULL, 0, "One JSON object per line (schema in README.md)", 0 },
 	{ "full-path", OPT_FULL_PATH, NULL, 0, "Keep query strings (default: replaced by ?…)", 0 },
-	{ "margin", OPT_MARGIN, "SECONDS", 0, "How much longer the backend must keep idle connections than its peer (default 5)", 0 },
+	{ "margin", OPT_MARGIN, "SECONDS", 0,
+	  "How much longer the backend must keep idle connections than its peer (default 5)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
-	{ "write", 'w', "FILE", 0, "Record the event stream into FILE (zlib); replay with: katrace report FILE", 0 },
-	{ "cgroup", OPT_CGROUP, "PATH", 0, "Only processes in this cgroup v2 directory (a container), or below it", 0 },
-	{ "level", OPT_LEVEL, "request|conn", 0, "request: follow every HTTP request (count, last request line, status; "
-	  "the default live). conn: connections only, no program per request, for a sidecar's overhead (the default with --daemon)", 0 },
-	{ "daemon", OPT_DAEMON, NULL, 0, "Run as a sidecar until SIGTERM: JSON lines to --log, SIGHUP reopens it, SIGUSR1 logs a summary", 0 },
+	{ "write", 'w', "FILE", 0,
+	  "Record the event stream into FILE (zlib); replay with: katrace report FILE", 0 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0,
+	  "Only processes in this cgroup v2 directory (a container), or below it", 0 },
+	{ "level", OPT_LEVEL, "request|conn", 0,
+	  "request: follow every HTTP request (count, last request line, status; "
+	  "the default live). conn: connections only, no program per request, for a sidecar's overhead (the default with --daemon)",
+	  0 },
+	{ "daemon", OPT_DAEMON, NULL, 0,
+	  "Run as a sidecar until SIGTERM: JSON lines to --log, SIGHUP reopens it, SIGUSR1 logs a summary",
+	  0 },
 	{ "log", OPT_LOG, "FILE", 0, "Where records go (default stdout)", 0 },
-	{ "metrics-addr", OPT_METRICS_ADDR, "HOST:PORT", 0, "Serve Prometheus metrics on GET /metrics", 0 },
-	{ "metrics-file", OPT_METRICS_FILE, "PATH", 0, "Write Prometheus metrics to PATH every 10 s (node_exporter textfile)", 0 },
-	{ "btf", OPT_BTF, "FILE", 0, "Take the kernel's tracepoints from this BTF instead of "
-	  "/sys/kernel/btf/vmlinux (a test hook: shows katrace an older kernel)", 0 },
-	{ "verbose", 'v', NULL, 0, "Print the kernel features found, libbpf's messages and every reset seen", 0 },
+	{ "metrics-addr", OPT_METRICS_ADDR, "HOST:PORT", 0,
+	  "Serve Prometheus metrics on GET /metrics", 0 },
+	{ "metrics-file", OPT_METRICS_FILE, "PATH", 0,
+	  "Write Prometheus metrics to PATH every 10 s (node_exporter textfile)", 0 },
+	{ "btf", OPT_BTF, "FILE", 0,
+	  "Take the kernel's tracepoints from this BTF instead of "
+	  "/sys/kernel/btf/vmlinux (a test hook: shows katrace an older kernel)",
+	  0 },
+	{ "verbose", 'v', NULL, 0,
+	  "Print the kernel features found, libbpf's messages and every reset seen", 0 },
 	{},
 };
 
@@ -140,8 +164,7 @@ static void set_cgroup(const char *path)
 	env.cgroup_id = st.st_ino;
 }
 
-static double parse_seconds(const char *arg, bool zero_ok, const char *what,
-			    struct argp_state *st)
+static double parse_seconds(const char *arg, bool zero_ok, const char *what, struct argp_state *st)
 {
 	char *end;
 	double v = strtod(arg, &end);
@@ -183,31 +206,69 @@ static void set_level(const char *arg, struct argp_state *st)
 	env.level_given = true;
 }
 
+/* One case per option: as long as the option list. */
 static error_t parse_arg(int key, char *arg, struct argp_state *st)
 {
 	switch (key) {
-	case 'p': add_pids(arg, st); break;
-	case OPT_PORT: env.port = parse_num(arg, 1, 65535, "port", st); break;
-	case 'd': env.duration_s = parse_seconds(arg, false, "duration", st); break;
-	case 'T': env.unix_ts = true; break;
-	case OPT_JSON: env.json = true; break;
+	case 'p':
+		add_pids(arg, st);
+		break;
+	case OPT_PORT:
+		env.port = parse_num(arg, 1, 65535, "port", st);
+		break;
+	case 'd':
+		env.duration_s = parse_seconds(arg, false, "duration", st);
+		break;
+	case 'T':
+		env.unix_ts = true;
+		break;
+	case OPT_JSON:
+		env.json = true;
+		break;
 	case OPT_MAX_CONNS:
 		env.max_conns = parse_num(arg, 16, 16 * 1024 * 1024, "--max-conns", st);
 		break;
-	case OPT_BTF: env.btf_path = arg; break;
-	case OPT_FULL_PATH: env.full_path = true; break;
-	case OPT_MARGIN: env.margin_s = parse_seconds(arg, true, "margin", st); break;
-	case 'v': env.verbose = true; break;
-	case 'w': env.write_path = arg; break;
-	case OPT_DAEMON: env.daemon = env.json = true; break;
-	case OPT_LEVEL: set_level(arg, st); break;
-	case OPT_LOG: env.log_path = arg; break;
-	case OPT_METRICS_ADDR: env.metrics_addr = arg; break;
-	case OPT_METRICS_FILE: env.metrics_file = arg; break;
-	case OPT_CGROUP: set_cgroup(arg); break;
-	case ARGP_KEY_ARG: positional(arg, st); break;
-	case ARGP_KEY_END: options_done(st); break;
-	default: return ARGP_ERR_UNKNOWN;
+	case OPT_BTF:
+		env.btf_path = arg;
+		break;
+	case OPT_FULL_PATH:
+		env.full_path = true;
+		break;
+	case OPT_MARGIN:
+		env.margin_s = parse_seconds(arg, true, "margin", st);
+		break;
+	case 'v':
+		env.verbose = true;
+		break;
+	case 'w':
+		env.write_path = arg;
+		break;
+	case OPT_DAEMON:
+		env.daemon = env.json = true;
+		break;
+	case OPT_LEVEL:
+		set_level(arg, st);
+		break;
+	case OPT_LOG:
+		env.log_path = arg;
+		break;
+	case OPT_METRICS_ADDR:
+		env.metrics_addr = arg;
+		break;
+	case OPT_METRICS_FILE:
+		env.metrics_file = arg;
+		break;
+	case OPT_CGROUP:
+		set_cgroup(arg);
+		break;
+	case ARGP_KEY_ARG:
+		positional(arg, st);
+		break;
+	case ARGP_KEY_END:
+		options_done(st);
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
@@ -275,10 +336,11 @@ static bool targets_alive(void)
 /* The run's totals, on stderr, the same live and replayed. */
 static void print_totals(const struct run_counters *n)
 {
-	fprintf(stderr, "katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), "
-		"%llu not tracked (table full)\n", (unsigned long long)n->events,
-		(unsigned long long)n->lost_requests, (unsigned long long)n->dropped,
-		(unsigned long long)n->table_full);
+	fprintf(stderr,
+		"katrace: %llu events, %llu lost requests, %llu dropped (ring buffer full), "
+		"%llu not tracked (table full)\n",
+		(unsigned long long)n->events, (unsigned long long)n->lost_requests,
+		(unsigned long long)n->dropped, (unsigned long long)n->table_full);
 }
 
 static void apply_header(void *ctx, const struct capture_header *h)
@@ -297,7 +359,8 @@ static int report(struct session *s)
 		return 1;
 	session_counters(s, &n);
 	if (n.bad_records) {
-		fprintf(stderr, "katrace: %s: corrupted capture: %llu records are not katrace events\n",
+		fprintf(stderr,
+			"katrace: %s: corrupted capture: %llu records are not katrace events\n",
 			env.report_path, (unsigned long long)n.bad_records);
 		return 1;
 	}
@@ -328,9 +391,14 @@ static int64_t wall_offset_ns;
 static struct session *open_session(void)
 {
 	struct session_opts o = {
-		.out = { .json = env.json, .unix_ts = env.unix_ts, .wall_offset_ns = wall_offset_ns },
-		.max_conns = env.max_conns, .margin_ms = env.margin_s * 1000,
-		.full_path = env.full_path, .pid_filter = env.ntgids > 0, .verbose = env.verbose,
+		.out = { .json = env.json,
+			 .unix_ts = env.unix_ts,
+			 .wall_offset_ns = wall_offset_ns },
+		.max_conns = env.max_conns,
+		.margin_ms = env.margin_s * 1000,
+		.full_path = env.full_path,
+		.pid_filter = env.ntgids > 0,
+		.verbose = env.verbose,
 	};
 	struct session *s;
 
@@ -349,7 +417,8 @@ static struct capture *open_capture(struct tracer *t)
 
 	capture_header_init(&h);
 	h.wall_offset_ns = wall_offset_ns;
-	h.flags = (env.ntgids ? CAPTURE_F_PID_FILTER : 0) | (env.full_path ? CAPTURE_F_FULL_PATH : 0);
+	h.flags = (env.ntgids ? CAPTURE_F_PID_FILTER : 0) |
+		  (env.full_path ? CAPTURE_F_FULL_PATH : 0);
 	tracer_reset_reasons(t, h.rst_reasons);
 	return capture_create(env.write_path, &h);
 }
@@ -359,9 +428,14 @@ static struct capture *open_capture(struct tracer *t)
 static int start_live(struct live *l)
 {
 	struct tracer_opts o = {
-		.tgids = env.tgids, .ntgids = env.ntgids, .port = env.port,
-		.max_conns = env.max_conns, .btf_path = env.btf_path, .verbose = env.verbose,
-		.cgroup_id = env.cgroup_id, .level = env.level,
+		.tgids = env.tgids,
+		.ntgids = env.ntgids,
+		.port = env.port,
+		.max_conns = env.max_conns,
+		.btf_path = env.btf_path,
+		.verbose = env.verbose,
+		.cgroup_id = env.cgroup_id,
+		.level = env.level,
 	};
 	char reasons[MAX_RST_REASONS][RST_REASON_LEN];
 
@@ -372,7 +446,7 @@ static int start_live(struct live *l)
 	if (env.verbose)
 		kernel_features_print(stderr, tracer_features(l->t));
 	tracer_reset_reasons(l->t, reasons);
-	session_set_reset_reasons(l->s, (const char (*)[RST_REASON_LEN])reasons);
+	session_set_reset_reasons(l->s, (const char(*)[RST_REASON_LEN])reasons);
 	if (tracer_fallbacks(l->t))
 		fprintf(stderr, "katrace: note: %s\n", tracer_fallbacks(l->t));
 	if (env.write_path && !(l->cap = open_capture(l->t)))
@@ -388,10 +462,13 @@ static int start_live(struct live *l)
 	if (env.duration_s > 0)
 		l->deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)(env.duration_s * 1e9);
 	fprintf(stderr, "katrace: tracing%s%s, %s; %s\n",
-		env.ntgids ? " the given processes" : env.cgroup_path ? " the cgroup " : " every TCP connection",
+		env.ntgids	? " the given processes" :
+		env.cgroup_path ? " the cgroup " :
+				  " every TCP connection",
 		env.cgroup_path && !env.ntgids ? env.cgroup_path : "",
 		env.level == LEVEL_CONN ? "per connection" : "per request",
-		env.daemon ? "SIGTERM stops, SIGHUP reopens the log, SIGUSR1 logs a summary" : "Ctrl-C to stop");
+		env.daemon ? "SIGTERM stops, SIGHUP reopens the log, SIGUSR1 logs a summary" :
+			     "Ctrl-C to stop");
 	return 0;
 }
 
@@ -488,8 +565,11 @@ static int finish_live(struct live *l)
 	session_summary(l->s, &n);
 	if (l->cap) {
 		struct capture_end end = {
-			.h.type = EV_CAPTURE_END, .h.ts_ns = session_last_ts(l->s), .events = n.events,
-			.dropped = n.dropped, .table_full = n.table_full,
+			.h.type = EV_CAPTURE_END,
+			.h.ts_ns = session_last_ts(l->s),
+			.events = n.events,
+			.dropped = n.dropped,
+			.table_full = n.table_full,
 		};
 
 		session_record_to(l->s, NULL);

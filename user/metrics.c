@@ -16,7 +16,7 @@
 static void label(FILE *f, const char *name, const char *value)
 {
 	fprintf(f, "%s=\"", name);
-	for (; *value; value++) {	/* label values escape \, " and newline */
+	for (; *value; value++) { /* label values escape \, " and newline */
 		if (*value == '\\' || *value == '"')
 			fputc('\\', f);
 		if (*value == '\n')
@@ -41,7 +41,8 @@ static void service_side(FILE *f, const char *name, const struct service *s, con
 	label(f, "side", side);
 }
 
-static void histogram(FILE *f, const struct service *s, const char *side, const struct idle_stats *st)
+static void histogram(FILE *f, const struct service *s, const char *side,
+		      const struct idle_stats *st)
 {
 	uint64_t cum = 0;
 	int b;
@@ -85,8 +86,10 @@ static void close_metrics(FILE *f, const struct session *s)
 	       "TCP connections that ended, by role and by who closed first.");
 	for (r = ROLE_UNKNOWN; r <= ROLE_CLIENT; r++)
 		for (c = CLOSED_LOCAL_FIN; c <= CLOSED_PEER_RST; c++)
-			fprintf(f, "katrace_connections_closed_total{role=\"%s\",closed_by=\"%s\"} %llu\n",
-				role_name(r), closed_by_name(c), (unsigned long long)session_closes(s, r, c));
+			fprintf(f,
+				"katrace_connections_closed_total{role=\"%s\",closed_by=\"%s\"} %llu\n",
+				role_name(r), closed_by_name(c),
+				(unsigned long long)session_closes(s, r, c));
 }
 
 static void timeout_gauges(FILE *f, const struct service *s, const struct verdict *v)
@@ -150,14 +153,18 @@ static void run_metrics(FILE *f, const struct run_counters *n)
 	       "Connections dropped from a bounded table: kernel (LRU evicted or refused) and user space (LRU).");
 	fprintf(f, "katrace_evictions_total{table=\"kernel\"} %llu\n",
 		(unsigned long long)(n->untracked_closes + n->table_full));
-	fprintf(f, "katrace_evictions_total{table=\"user\"} %llu\n", (unsigned long long)n->user_evictions);
+	fprintf(f, "katrace_evictions_total{table=\"user\"} %llu\n",
+		(unsigned long long)n->user_evictions);
 	header(f, "katrace_unreadable_resets_total", "counter",
 	       "Lost-request segments whose bytes the kernel would not let BPF read.");
-	fprintf(f, "katrace_unreadable_resets_total %llu\n", (unsigned long long)n->unreadable_resets);
+	fprintf(f, "katrace_unreadable_resets_total %llu\n",
+		(unsigned long long)n->unreadable_resets);
 	self_usage(&cpu, &rss);
-	header(f, "katrace_process_cpu_seconds_total", "counter", "katrace's own user and system CPU time.");
+	header(f, "katrace_process_cpu_seconds_total", "counter",
+	       "katrace's own user and system CPU time.");
 	fprintf(f, "katrace_process_cpu_seconds_total %.3f\n", cpu);
-	header(f, "katrace_process_resident_memory_bytes", "gauge", "katrace's own resident memory.");
+	header(f, "katrace_process_resident_memory_bytes", "gauge",
+	       "katrace's own resident memory.");
 	fprintf(f, "katrace_process_resident_memory_bytes %ld\n", rss);
 }
 
@@ -211,7 +218,8 @@ void metrics_serve_one(int listen_fd, const struct session *s, const struct run_
 		return;
 	p = (struct pollfd){ .fd = fd, .events = POLLIN };
 	/* a scraper sends its request at once; a slow one gets a second at most */
-	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4) && poll(&p, 1, 1000) > 0) {
+	while (have < sizeof(req) - 1 && !memmem(req, have, "\r\n\r\n", 4) &&
+	       poll(&p, 1, 1000) > 0) {
 		ssize_t r = recv(fd, req + have, sizeof(req) - 1 - have, 0);
 
 		if (r <= 0)
@@ -234,8 +242,10 @@ void metrics_serve_one(int listen_fd, const struct session *s, const struct run_
 
 		metrics_render(out, s, n);
 		fclose(out);
-		hl = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
-			      "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", body_len);
+		hl = snprintf(head, sizeof(head),
+			      "HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
+			      "version=0.0.4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+			      body_len);
 		if (send(fd, head, hl, MSG_NOSIGNAL) == hl)
 			for (size_t off = 0; off < body_len;) {
 				ssize_t w = send(fd, body + off, body_len - off, MSG_NOSIGNAL);

@@ -65,8 +65,8 @@ static void header(struct output *o)
 	if (o->header_done || o->json)
 		return;
 	fprintf(o->f, "%-*s %-7s %-15s %-22s %-22s %-7s %-9s %9s %9s %8s %8s %4s %-24s %s\n",
-		o->unix_ts ? 17 : 12, "TIME", "PID", "COMM", "LADDR", "RADDR", "ROLE",
-		"CLOSED_BY", "IDLE_MS", "LIFE_MS", "RX_B", "TX_B", "REQS", "LAST_REQUEST", "STATES");
+		o->unix_ts ? 17 : 12, "TIME", "PID", "COMM", "LADDR", "RADDR", "ROLE", "CLOSED_BY",
+		"IDLE_MS", "LIFE_MS", "RX_B", "TX_B", "REQS", "LAST_REQUEST", "STATES");
 	o->header_done = true;
 }
 
@@ -97,7 +97,8 @@ void output_close_record(struct output *o, const struct conn *c, const struct ht
 		fprintf(o->f, "{\"type\":\"close\",\"ts\":%.6f,\"pid\":%u,\"comm\":",
 			(int64_t)(at + o->wall_offset_ns) / 1e9, c->tgid);
 		json_string(o->f, comm);
-		fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"closed_by\":\"%s\"",
+		fprintf(o->f,
+			",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"closed_by\":\"%s\"",
 			laddr, raddr, role_name(c->role), closed_by_name(c->closed_by));
 		json_ms(o->f, "idle_ms", idle);
 		json_ms(o->f, "lifetime_ms", life);
@@ -119,8 +120,8 @@ void output_close_record(struct output *o, const struct conn *c, const struct ht
 	}
 	header(o);
 	print_time(o, at);
-	fprintf(o->f, "%-7u %-15s %-22s %-22s %-7s %-9s ", c->tgid, comm[0] ? comm : "?",
-		laddr, raddr, role_name(c->role), closed_by_name(c->closed_by));
+	fprintf(o->f, "%-7u %-15s %-22s %-22s %-7s %-9s ", c->tgid, comm[0] ? comm : "?", laddr,
+		raddr, role_name(c->role), closed_by_name(c->closed_by));
 	text_ms(o->f, idle);
 	text_ms(o->f, life);
 	fprintf(o->f, "%8llu %8llu ", (unsigned long long)c->bytes_in,
@@ -136,8 +137,8 @@ void output_close_record(struct output *o, const struct conn *c, const struct ht
 	fflush(o->f);
 }
 
-static void lost_json(struct output *o, const struct lost *l, const char *comm,
-		      const char *laddr, const char *raddr)
+static void lost_json(struct output *o, const struct lost *l, const char *comm, const char *laddr,
+		      const char *raddr)
 {
 	int64_t wall = (int64_t)l->ts_ns + o->wall_offset_ns;
 
@@ -148,8 +149,8 @@ static void lost_json(struct output *o, const struct lost *l, const char *comm,
 	} else {
 		fputs("null,\"comm\":null", o->f);
 	}
-	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":",
-		laddr, raddr, l->side == LOST_AT_SERVER ? "server" : "client");
+	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":", laddr,
+		raddr, l->side == LOST_AT_SERVER ? "server" : "client");
 	json_string_or_null(o->f, l->request);
 	if (!isnan(l->close_to_request_ms))
 		fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
@@ -170,7 +171,8 @@ static void lost_text_server(struct output *o, const struct lost *l, const char 
 	if (l->request[0])
 		fprintf(o->f, "%s <- %s \"%s\": ", laddr, raddr, l->request);
 	else
-		fprintf(o->f, "%s <- %s a request (its bytes were unreadable here): ", laddr, raddr);
+		fprintf(o->f, "%s <- %s a request (its bytes were unreadable here): ", laddr,
+			raddr);
 	if (known_close && l->close_to_request_ms >= 0)
 		fprintf(o->f, "arrived %.1f ms after this server closed the connection",
 			l->close_to_request_ms);
@@ -195,7 +197,7 @@ static void lost_text_client(struct output *o, const struct lost *l, const char 
 
 	if (l->request[0])
 		fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
-	else	/* --level conn keeps no request line on this side */
+	else /* --level conn keeps no request line on this side */
 		fprintf(o->f, "%s -> %s a request (not named at --level conn): ", laddr, raddr);
 	if (!known_close)
 		fprintf(o->f, "sent on an idle connection");
@@ -205,7 +207,8 @@ static void lost_text_client(struct output *o, const struct lost *l, const char 
 	else if (l->close_to_request_ms >= 0)
 		fprintf(o->f, "sent %.1f ms after the peer's FIN arrived", l->close_to_request_ms);
 	else
-		fprintf(o->f, "sent %.1f ms before the peer's FIN arrived", -l->close_to_request_ms);
+		fprintf(o->f, "sent %.1f ms before the peer's FIN arrived",
+			-l->close_to_request_ms);
 	if (l->idle_ms >= 0)
 		fprintf(o->f, " after %.1f ms idle", l->idle_ms);
 	fprintf(o->f, "; the peer answered RST: no response\n");
@@ -243,10 +246,12 @@ static void idle_line(FILE *f, const char *who, const struct idle_stats *st,
 	if (json) {
 		fprintf(f, "\"%s\":{\"closes\":%llu", who, (unsigned long long)st->n);
 		if (st->n)
-			fprintf(f, ",\"min_ms\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f",
+			fprintf(f,
+				",\"min_ms\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f",
 				st->min_ms, p50, p99, st->max_ms);
 		if (c->found)
-			fprintf(f, ",\"timeout_s\":%.4f,\"timeout_closes\":%u,\"timeout_spread_ms\":%.1f}",
+			fprintf(f,
+				",\"timeout_s\":%.4f,\"timeout_closes\":%u,\"timeout_spread_ms\":%.1f}",
 				c->value_ms / 1000, c->count, c->width_ms);
 		else
 			fputs(",\"timeout_s\":null}", f);
@@ -257,8 +262,8 @@ static void idle_line(FILE *f, const char *who, const struct idle_stats *st,
 		fprintf(f, ", idle min %.1f / p50 %.1f / p99 %.1f / max %.1f ms", st->min_ms, p50,
 			p99, st->max_ms);
 	if (c->found)
-		fprintf(f, "; effective timeout %.2f s (%u close%s within %.1f ms)", c->value_ms / 1000,
-			c->count, c->count == 1 ? "" : "s", c->width_ms);
+		fprintf(f, "; effective timeout %.2f s (%u close%s within %.1f ms)",
+			c->value_ms / 1000, c->count, c->count == 1 ? "" : "s", c->width_ms);
 	fputc('\n', f);
 }
 
@@ -295,7 +300,8 @@ static void summary_json(struct output *o, const struct analyzer *a, const struc
 	int64_t wall = (int64_t)now_ns + o->wall_offset_ns;
 	int i;
 
-	fprintf(o->f, "{\"type\":\"summary\",\"ts\":%.6f,\"events\":%llu,\"lost_requests\":%llu,"
+	fprintf(o->f,
+		"{\"type\":\"summary\",\"ts\":%.6f,\"events\":%llu,\"lost_requests\":%llu,"
 		"\"dropped_events\":%llu,\"untracked_conns\":%llu,\"margin_s\":%.1f,\"services\":[",
 		wall / 1e9, (unsigned long long)n->events, (unsigned long long)n->lost_requests,
 		(unsigned long long)n->dropped, (unsigned long long)n->table_full,
@@ -318,7 +324,8 @@ static void service_text(FILE *f, const struct service *s, const struct verdict 
 	idle_line(f, "backend:", &s->backend, &v->backend, &v->backend_pct, false);
 	idle_line(f, "peer:", &s->peer, &v->peer, &v->peer_pct, false);
 	if (s->max_reuse_gap_ms >= MIN_IDLE_MS)
-		fprintf(f, "  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
+		fprintf(f,
+			"  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",
 			s->max_reuse_gap_ms);
 	fprintf(f, "  lost requests: %llu", (unsigned long long)s->lost);
 	for (k = 0; k < s->lost && k < LOST_EXAMPLES; k++)
@@ -334,7 +341,8 @@ static void summary_text(struct output *o, const struct analyzer *a, const struc
 {
 	int i;
 
-	fprintf(o->f, "\nSUMMARY: %llu events, %llu lost requests, %llu dropped (ring buffer full)%s\n",
+	fprintf(o->f,
+		"\nSUMMARY: %llu events, %llu lost requests, %llu dropped (ring buffer full)%s\n",
 		(unsigned long long)n->events, (unsigned long long)n->lost_requests,
 		(unsigned long long)n->dropped, n->dropped ? ": numbers below are incomplete" : "");
 	if (!a->n)

@@ -13,9 +13,9 @@
 struct output {
 	FILE *f;
 	bool json;
-	bool unix_ts;		/* -T: unix seconds instead of HH:MM:SS.mmm */
+	bool unix_ts; /* -T: unix seconds instead of HH:MM:SS.mmm */
 	bool header_done;
-	int64_t wall_offset_ns;	/* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 };
 
 /* Writes s as a JSON string, quotes included. */

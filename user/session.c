@@ -7,7 +7,7 @@
 #include "conntab.h"
 #include "session.h"
 
-#define RECENT_CONNS	4096	/* finished connections kept to match late resets */
+#define RECENT_CONNS 4096 /* finished connections kept to match late resets */
 
 struct finished {
 	struct conn c;
@@ -21,16 +21,16 @@ struct session {
 	bool full_path;
 	bool pid_filter;
 	bool verbose;
-	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];	/* enum sk_rst_reason names, from BTF */
-	struct finished recent[RECENT_CONNS];	/* ring */
+	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN]; /* enum sk_rst_reason names, from BTF */
+	struct finished recent[RECENT_CONNS];		   /* ring */
 	uint32_t recent_next;
 	uint64_t events;
-	uint64_t bad_records;	/* wrong size or unknown type */
+	uint64_t bad_records; /* wrong size or unknown type */
 	uint64_t lost_requests;
-	uint64_t last_ts_ns;	/* newest kernel stamp seen */
+	uint64_t last_ts_ns; /* newest kernel stamp seen */
 	struct analyzer an;
-	uint64_t closes[3][CLOSED_PEER_RST + 1];	/* by enum conn_role, enum closed_by */
-	struct capture *cap;	/* -w: where the event stream is recorded */
+	uint64_t closes[3][CLOSED_PEER_RST + 1]; /* by enum conn_role, enum closed_by */
+	struct capture *cap;			 /* -w: where the event stream is recorded */
 };
 
 struct session *session_new(const struct session_opts *o)
@@ -173,7 +173,8 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	size_t used;
 	uint64_t arrived = e->payload_src == SRC_ARRIVED ? e->arrived_ns : e->h.ts_ns;
 
-	bool readable = http_parse(e->payload, e->payload_len, s->full_path, &m, &used) == HTTP_REQUEST;
+	bool readable = http_parse(e->payload, e->payload_len, s->full_path, &m, &used) ==
+			HTTP_REQUEST;
 
 	/* bytes in page fragments the kernel would not let BPF read: still a
 	 * lost request if the connection carried HTTP */
@@ -188,7 +189,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 		c = &f->c;
 		h = &f->http;
 	} else if (s->pid_filter || !readable) {
-		return;	/* not one of the traced process's connections */
+		return; /* not one of the traced process's connections */
 	}
 	if (!readable && !conn_served(c, h))
 		return;
@@ -256,10 +257,11 @@ static void on_reset(struct session *s, const struct reset_event *e)
 		char l[64], r[64];
 		format_endpoint(&e->t, true, l, sizeof(l));
 		format_endpoint(&e->t, false, r, sizeof(r));
-		fprintf(stderr, "katrace: reset %s sk=%llx kind=%d reason=%s payload=%d/%u bytes (source %d) %s %s\n",
+		fprintf(stderr,
+			"katrace: reset %s sk=%llx kind=%d reason=%s payload=%d/%u bytes (source %d) %s %s\n",
 			e->sent ? "sent" : "received", (unsigned long long)e->sk, e->sk_kind,
-			reason_name(s, e->reason) ? reason_name(s, e->reason) : "?",
-			e->payload_len, e->seg_len, e->payload_src, l, r);
+			reason_name(s, e->reason) ? reason_name(s, e->reason) : "?", e->payload_len,
+			e->seg_len, e->payload_src, l, r);
 	}
 	if (e->sent && (e->payload_len || (e->payload_src == SRC_NONLINEAR && e->seg_len)))
 		backend_lost(s, e);
@@ -349,7 +351,8 @@ void session_verdicts(const struct session *s, struct verdict *v)
 
 uint64_t session_closes(const struct session *s, int role, int closed_by)
 {
-	if (role < ROLE_UNKNOWN || role > ROLE_CLIENT || closed_by < 0 || closed_by > CLOSED_PEER_RST)
+	if (role < ROLE_UNKNOWN || role > ROLE_CLIENT || closed_by < 0 ||
+	    closed_by > CLOSED_PEER_RST)
 		return 0;
 	return s->closes[role][closed_by];
 }

@@ -14,12 +14,12 @@
 #include "output.h"
 
 struct session_opts {
-	struct output out;	/* where records go, and how */
-	uint32_t max_conns;	/* connections joined at once */
-	double margin_ms;	/* --margin */
-	bool full_path;		/* keep query strings */
-	bool pid_filter;	/* resets that match no traced connection are dropped */
-	bool verbose;		/* every reset, on stderr */
+	struct output out;  /* where records go, and how */
+	uint32_t max_conns; /* connections joined at once */
+	double margin_ms;   /* --margin */
+	bool full_path;	    /* keep query strings */
+	bool pid_filter;    /* resets that match no traced connection are dropped */
+	bool verbose;	    /* every reset, on stderr */
 };
 
 struct session;

@@ -105,10 +105,12 @@ static void clock_ties(void)
 	struct verdict v;
 	int i;
 
-	for (i = 0; i < 50; i++)	/* the same idle time to the nanosecond, same stamps */
-		http_conn(s, 100 + i, ROLE_SERVER, 8080, 5000 + i, 1000, 2, 300, 1000.0, CLOSED_LOCAL_FIN);
+	for (i = 0; i < 50; i++) /* the same idle time to the nanosecond, same stamps */
+		http_conn(s, 100 + i, ROLE_SERVER, 8080, 5000 + i, 1000, 2, 300, 1000.0,
+			  CLOSED_LOCAL_FIN);
 	analyze_verdict(session_analysis(s), find(s, ":8080"), &v);
-	CHECK(v.backend.count == 50 && v.backend.width_ms == 0 && fabs(v.backend.value_ms - 1000) < 0.01,
+	CHECK(v.backend.count == 50 && v.backend.width_ms == 0 &&
+		      fabs(v.backend.value_ms - 1000) < 0.01,
 	      "%u %f %f", v.backend.count, v.backend.width_ms, v.backend.value_ms);
 	free_session(s);
 }
@@ -119,7 +121,7 @@ static void two_services_at_once(void)
 	struct verdict a, b;
 	int i;
 
-	for (i = 0; i < 20; i++) {	/* interleaved */
+	for (i = 0; i < 20; i++) { /* interleaved */
 		http_conn(s, 1000 + i, ROLE_SERVER, 8080, 6000 + i, 1000 + i, 3, 900, 1200 + i % 3,
 			  CLOSED_LOCAL_FIN);
 		http_conn(s, 2000 + i, ROLE_SERVER, 9090, 7000 + i, 1000 + i, 3, 100, 800 + i % 2,
@@ -128,11 +130,13 @@ static void two_services_at_once(void)
 	CHECK(session_analysis(s)->n == 2, "%d services", session_analysis(s)->n);
 	analyze_verdict(session_analysis(s), find(s, ":8080"), &a);
 	analyze_verdict(session_analysis(s), find(s, ":9090"), &b);
-	CHECK(a.backend.found && fabs(a.backend.value_ms - 1201) < 1.5 && !a.peer.found, "8080 %f", a.backend.value_ms);
+	CHECK(a.backend.found && fabs(a.backend.value_ms - 1201) < 1.5 && !a.peer.found, "8080 %f",
+	      a.backend.value_ms);
 	/* reused after 0.9 s at most, closed at 1.2 s: the peer's timeout is unknown */
 	CHECK(a.kind == VERDICT_INSUFFICIENT && strstr(a.why, "at most 0.90 s"), "8080: %s: %s",
 	      verdict_name(a.kind), a.why);
-	CHECK(!b.backend.found && b.peer.found && fabs(b.peer.value_ms - 800.5) < 1, "9090 %f", b.peer.value_ms);
+	CHECK(!b.backend.found && b.peer.found && fabs(b.peer.value_ms - 800.5) < 1, "9090 %f",
+	      b.peer.value_ms);
 	CHECK(b.kind == VERDICT_OK, "9090: %s", verdict_name(b.kind));
 	free_session(s);
 }
@@ -156,10 +160,13 @@ static void peer_never_closes(void)
 
 static void margin_decides(void)
 {
-	static const struct { double backend, peer; enum verdict_kind want; } cases[] = {
-		{ 5000, 60000, VERDICT_MISMATCH },	/* Node default behind an ALB */
-		{ 60000, 60000, VERDICT_MISMATCH },	/* equal timeouts race too */
-		{ 63000, 60000, VERDICT_MISMATCH },	/* under the 5 s margin */
+	static const struct {
+		double backend, peer;
+		enum verdict_kind want;
+	} cases[] = {
+		{ 5000, 60000, VERDICT_MISMATCH },  /* Node default behind an ALB */
+		{ 60000, 60000, VERDICT_MISMATCH }, /* equal timeouts race too */
+		{ 63000, 60000, VERDICT_MISMATCH }, /* under the 5 s margin */
 		{ 66000, 60000, VERDICT_OK },
 	};
 
@@ -169,10 +176,10 @@ static void margin_decides(void)
 
 		/* seen from the proxy: the backend closes some, the proxy others */
 		for (int i = 0; i < 10; i++) {
-			http_conn(s, 1 + i, ROLE_CLIENT, 40000 + i, 8080, 1000, 2, 10, cases[k].backend,
-				  CLOSED_PEER_FIN);
-			http_conn(s, 100 + i, ROLE_CLIENT, 41000 + i, 8080, 1000, 2, 10, cases[k].peer,
-				  CLOSED_LOCAL_FIN);
+			http_conn(s, 1 + i, ROLE_CLIENT, 40000 + i, 8080, 1000, 2, 10,
+				  cases[k].backend, CLOSED_PEER_FIN);
+			http_conn(s, 100 + i, ROLE_CLIENT, 41000 + i, 8080, 1000, 2, 10,
+				  cases[k].peer, CLOSED_LOCAL_FIN);
 		}
 		analyze_verdict(session_analysis(s), find(s, "10.0.0.9:8080"), &v);
 		CHECK(v.kind == cases[k].want, "backend %.0f peer %.0f: %s: %s", cases[k].backend,
@@ -210,12 +217,14 @@ static void many_connections(void)
 	}
 	getrusage(RUSAGE_SELF, &after);
 	analyze_verdict(session_analysis(s), find(s, ":8080"), &v);
-	CHECK(v.backend.found && v.backend.value_ms > 5000 && v.backend.value_ms < 5003,
-	      "%f", v.backend.value_ms);
-	CHECK(find(s, ":8080")->backend.n == 98000, "%llu", (unsigned long long)find(s, ":8080")->backend.n);
+	CHECK(v.backend.found && v.backend.value_ms > 5000 && v.backend.value_ms < 5003, "%f",
+	      v.backend.value_ms);
+	CHECK(find(s, ":8080")->backend.n == 98000, "%llu",
+	      (unsigned long long)find(s, ":8080")->backend.n);
 	CHECK(session_open_conns(s) == 0, "finished connections must leave the table: %u",
 	      session_open_conns(s));
-	CHECK(after.ru_maxrss - before.ru_maxrss < 16 * 1024, "grew %ld KiB", after.ru_maxrss - before.ru_maxrss);
+	CHECK(after.ru_maxrss - before.ru_maxrss < 16 * 1024, "grew %ld KiB",
+	      after.ru_maxrss - before.ru_maxrss);
 	free_session(s);
 }
 
@@ -263,7 +272,8 @@ static void lost_equal_truth(const struct service *svc, const char *truth)
 	const char *p;
 
 	for (k = 0; k < svc->lost && k < LOST_EXAMPLES; k++)
-		CHECK(strstr(truth, svc->lost_examples[k]), "%s is not a proxy 502", svc->lost_examples[k]);
+		CHECK(strstr(truth, svc->lost_examples[k]), "%s is not a proxy 502",
+		      svc->lost_examples[k]);
 	for (p = truth; (p = strstr(p, "\"POST /")); p++)
 		in_truth++;
 	CHECK(svc->lost == in_truth, "%llu lost, %llu 502s", (unsigned long long)svc->lost,
@@ -273,7 +283,8 @@ static void lost_equal_truth(const struct service *svc, const char *truth)
 static void recorded_haproxy_race(void)
 {
 	const char *truth = slurp("tests/fixtures/haproxy-race.truth.json");
-	const char *caps[] = { "tests/fixtures/haproxy-backend.katrace", "tests/fixtures/haproxy-proxy.katrace" };
+	const char *caps[] = { "tests/fixtures/haproxy-backend.katrace",
+			       "tests/fixtures/haproxy-proxy.katrace" };
 
 	for (int c = 0; c < 2; c++) {
 		struct session *s = replay(caps[c]);
@@ -289,7 +300,8 @@ static void recorded_haproxy_race(void)
 		analyze_verdict(session_analysis(s), svc, &v);
 		CHECK(v.kind == VERDICT_MISMATCH, "%s", verdict_name(v.kind));
 		/* Node closes at keepAliveTimeout 200 ms + ~1000 ms */
-		CHECK(v.backend.found && fabs(v.backend.value_ms - 1201) < 20, "%f", v.backend.value_ms);
+		CHECK(v.backend.found && fabs(v.backend.value_ms - 1201) < 20, "%f",
+		      v.backend.value_ms);
 		free_session(s);
 	}
 }
@@ -306,8 +318,8 @@ static void recorded_nginx_control(void)
 			svc = &session_analysis(s)->svc[i];
 	CHECK(svc && svc->lost == 0 && lost_requests(s) == 0, "lost");
 	analyze_verdict(session_analysis(s), svc, &v);
-	CHECK(v.kind == VERDICT_OK && v.peer.found && fabs(v.peer.value_ms - 1000) < 20,
-	      "%s %f", verdict_name(v.kind), v.peer.value_ms);
+	CHECK(v.kind == VERDICT_OK && v.peer.found && fabs(v.peer.value_ms - 1000) < 20, "%s %f",
+	      verdict_name(v.kind), v.peer.value_ms);
 	free_session(s);
 }
 

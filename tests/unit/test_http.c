@@ -14,8 +14,11 @@ static void request_line_and_query_redaction(void)
 	struct http_msg m;
 	size_t used;
 
-	CHECK(parse("GET /a/b?token=x HTTP/1.1\r\nHost: h\r\n\r\n", false, &m, &used) == HTTP_REQUEST, "kind");
-	CHECK(!strcmp(m.method, "GET") && !strcmp(m.path, "/a/b?\xe2\x80\xa6"), "%s %s", m.method, m.path);
+	CHECK(parse("GET /a/b?token=x HTTP/1.1\r\nHost: h\r\n\r\n", false, &m, &used) ==
+		      HTTP_REQUEST,
+	      "kind");
+	CHECK(!strcmp(m.method, "GET") && !strcmp(m.path, "/a/b?\xe2\x80\xa6"), "%s %s", m.method,
+	      m.path);
 	CHECK(used == strlen("GET /a/b?token=x HTTP/1.1\r\nHost: h\r\n\r\n"), "used %zu", used);
 	parse("GET /a/b?token=x HTTP/1.1\r\n\r\n", true, &m, &used);
 	CHECK(!strcmp(m.path, "/a/b?token=x"), "%s", m.path);
@@ -23,15 +26,16 @@ static void request_line_and_query_redaction(void)
 
 static void every_method(void)
 {
-	static const char *const ms[] = { "GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS",
-					   "PATCH", "CONNECT", "TRACE" };
+	static const char *const ms[] = { "GET",     "POST",  "PUT",	 "HEAD", "DELETE",
+					  "OPTIONS", "PATCH", "CONNECT", "TRACE" };
 	struct http_msg m;
 	char buf[64];
 	size_t used, i;
 
 	for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
 		snprintf(buf, sizeof(buf), "%s /x HTTP/1.0\r\n\r\n", ms[i]);
-		CHECK(parse(buf, false, &m, &used) == HTTP_REQUEST && !strcmp(m.method, ms[i]), "%s", ms[i]);
+		CHECK(parse(buf, false, &m, &used) == HTTP_REQUEST && !strcmp(m.method, ms[i]),
+		      "%s", ms[i]);
 	}
 }
 
@@ -40,12 +44,16 @@ static void every_method(void)
 static void method_words_match_names(void)
 {
 #define METHOD_ENTRY(name, word) { name, word },
-	static const struct { const char *name; uint32_t word; } m[] = { HTTP_METHODS(METHOD_ENTRY) };
+	static const struct {
+		const char *name;
+		uint32_t word;
+	} m[] = { HTTP_METHODS(METHOD_ENTRY) };
 	uint8_t want[5];
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		snprintf((char *)want, sizeof(want), "%-4.4s", m[i].name);
-		CHECK((want[0] | want[1] << 8 | want[2] << 16 | (uint32_t)want[3] << 24) == m[i].word,
+		CHECK((want[0] | want[1] << 8 | want[2] << 16 | (uint32_t)want[3] << 24) ==
+			      m[i].word,
 		      "%s: %#x", m[i].name, m[i].word);
 	}
 	CHECK(!memcmp("HTTP", &(uint32_t){ HEAD_HTTP }, 4), "HEAD_HTTP");
@@ -57,11 +65,18 @@ static void responses(void)
 	size_t used;
 
 	CHECK(parse("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad", false, &m, &used) ==
-	      HTTP_RESPONSE && m.status == 502, "status %d", m.status);
-	CHECK(used == strlen("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad"), "used %zu", used);
-	CHECK(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n", false, &m, &used) ==
-	      HTTP_RESPONSE && used == 0, "a response without length goes on: used %zu", used);
-	CHECK(parse("HTTP/1.1 100 Continue\r\n\r\n", false, &m, &used) == HTTP_RESPONSE && m.status == 100, "1xx");
+			      HTTP_RESPONSE &&
+		      m.status == 502,
+	      "status %d", m.status);
+	CHECK(used == strlen("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad"),
+	      "used %zu", used);
+	CHECK(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n", false, &m,
+		    &used) == HTTP_RESPONSE &&
+		      used == 0,
+	      "a response without length goes on: used %zu", used);
+	CHECK(parse("HTTP/1.1 100 Continue\r\n\r\n", false, &m, &used) == HTTP_RESPONSE &&
+		      m.status == 100,
+	      "1xx");
 	CHECK(parse("HTTP/1.1 99x\r\n\r\n", false, &m, &used) == HTTP_NONE, "bad status");
 	CHECK(parse("HTTP/2 200\r\n\r\n", false, &m, &used) == HTTP_NONE, "not 1.x");
 }
@@ -88,7 +103,8 @@ static void partial_and_long_lines(void)
 	size_t used;
 
 	CHECK(parse("GET /just/the/start", false, &m, &used) == HTTP_REQUEST &&
-	      !strcmp(m.path, "/just/the/start") && used == 0, "partial %s", m.path);
+		      !strcmp(m.path, "/just/the/start") && used == 0,
+	      "partial %s", m.path);
 	memcpy(buf, "GET /", 5);
 	memset(buf + 5, 'a', 600);
 	strcpy(buf + 605, " HTTP/1.1\r\n\r\n");
@@ -98,7 +114,8 @@ static void partial_and_long_lines(void)
 
 static void pipelined_and_bodies(void)
 {
-	const char *p = "GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\ncontent-length: 4\r\n\r\nbodyGET /3 HTTP/1.1\r\n\r\n";
+	const char *p =
+		"GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\ncontent-length: 4\r\n\r\nbodyGET /3 HTTP/1.1\r\n\r\n";
 	const uint8_t *b = (const uint8_t *)p;
 	size_t len = strlen(p);
 	struct http_msg m;

@@ -6,18 +6,39 @@
 #include <bpf/bpf_tracing.h>
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(floor_set_state) { return 0; }
+int BPF_PROG(floor_set_state)
+{
+	return 0;
+}
 SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(floor_destroy) { return 0; }
+int BPF_PROG(floor_destroy)
+{
+	return 0;
+}
 SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(floor_send_reset) { return 0; }
+int BPF_PROG(floor_send_reset)
+{
+	return 0;
+}
 SEC("tp_btf/tcp_receive_reset")
-int BPF_PROG(floor_recv_reset) { return 0; }
+int BPF_PROG(floor_recv_reset)
+{
+	return 0;
+}
 SEC("tp_btf/tcp_probe")
-int BPF_PROG(floor_tcp_probe) { return 0; }
+int BPF_PROG(floor_tcp_probe)
+{
+	return 0;
+}
 SEC("tp_btf/sock_send_length")
-int BPF_PROG(floor_send_len) { return 0; }
+int BPF_PROG(floor_send_len)
+{
+	return 0;
+}
 SEC("tp_btf/sock_recv_length")
-int BPF_PROG(floor_recv_len) { return 0; }
+int BPF_PROG(floor_recv_len)
+{
+	return 0;
+}
 
 char LICENSE[] SEC("license") = "GPL";
