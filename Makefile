@@ -90,8 +90,10 @@ fuzz-regressions: $(BUILD)/fuzz/regress_fuzz_http $(BUILD)/fuzz/regress_fuzz_cap
 test: $(DEPS_OK) katrace unit fuzz-regressions
 	python3 tests/run.py
 
+# make demo SCENARIO=refused|deploy|crash|timeout|kill shows another shape
+SCENARIO ?= race
 demo: $(DEPS_OK) katrace
-	./tools/racelab --demo --min-502 3
+	./tools/racelab --demo --scenario $(SCENARIO) --min-502 3
 
 $(BUILD)/floor.bpf.o: tools/bench/floor.bpf.c $(BUILD)/vmlinux.h
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@

@@ -19,6 +19,8 @@
 #define AF_INET6    10
 #define IPPROTO_TCP 6
 #define MSG_PEEK    2
+#define PF_EXITING  0x00000004 /* include/linux/sched.h: macros are not in BTF */
+#define TCPHDR_SYN  0x02
 
 enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
 
@@ -68,11 +70,37 @@ struct {
 	__type(value, struct arrival);
 } arrivals SEC(".maps");
 
+/* Processes that own listeners or accepted connections: their exits are
+ * events (a client's exit fails no request it serves). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct listen_entry);
+} listeners SEC(".maps");
+
+/* With -p: the ports the traced processes listen on. The next process to
+ * listen on one (a restart) is traced from its listen() on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} followed_ports SEC(".maps");
+
 /* Zeroed templates that new entries are inserted from, then filled in
  * place: the structs are too big for the 512-byte stack, and a per-CPU
  * scratch slot could be overwritten by a program nested in softirq. */
 const volatile struct conn empty_conn = {};
 const volatile struct arrival empty_arrival = {};
+const volatile struct listen_entry empty_listen_entry = {};
 
 static __always_inline void count(__u32 slot)
 {
@@ -152,6 +180,13 @@ static __always_inline bool in_cgroup_tree(void)
 	return false;
 }
 
+static __always_inline void note_owner(__u32 tgid)
+{
+	__u8 one = 1;
+
+	bpf_map_update_elem(&owners, &tgid, &one, BPF_ANY);
+}
+
 /* The owner, from a hook in its process context. A state change or a
  * destroy runs in it exactly when the socket is locked by its user (a
  * close(), shutdown() or the backlog processed on its release): in softirq
@@ -166,6 +201,18 @@ static __always_inline void set_owner(struct conn *c)
 	bpf_get_current_comm(c->comm, sizeof(c->comm));
 	if (filter_cgroup)
 		c->in_cgroup = in_cgroup_tree();
+	if (c->role == ROLE_SERVER) /* a server's exit can fail requests; a client's not */
+		note_owner(tgid);
+}
+
+/* A state change or destroy in the owner's context (the socket locked by
+ * its user): the owner, and whether it is exiting (a crash, a kill, an
+ * exit with the socket still open), which makes the close no idle timeout. */
+static __always_inline void owner_acts(struct conn *c)
+{
+	set_owner(c);
+	if (bpf_get_current_task_btf()->flags & PF_EXITING)
+		c->closed_exiting = 1;
 }
 
 static __always_inline void push_state(struct conn *c, int state)
@@ -304,9 +351,20 @@ static __always_inline void connect_done(struct conn *c, const struct sock *sk, 
 
 /* The first transition out of ESTABLISHED says who closed: sent with the
  * socket's own stamps as an EV_CLOSE. */
+/* A close by the peer handled in softirq: if the task it interrupted is
+ * exiting, on one host that is the peer closing as it exits. */
+static __always_inline void note_peer_exiting(struct conn *c, const struct sock *sk)
+{
+	if (!sk->sk_lock.owned && (bpf_get_current_task_btf()->flags & PF_EXITING) &&
+	    (bpf_get_current_pid_tgid() >> 32) != c->tgid)
+		c->peer_exiting = 1;
+}
+
 static __always_inline void conn_closing(struct conn *c, const struct sock *sk, int newstate,
 					 __u64 now)
 {
+	if (newstate == TCP_CLOSE_WAIT)
+		note_peer_exiting(c, sk);
 	switch (newstate) {
 	case TCP_FIN_WAIT1:
 		c->closed_by = CLOSED_LOCAL_FIN;
@@ -327,6 +385,90 @@ static __always_inline void conn_closing(struct conn *c, const struct sock *sk, 
 	emit_conn(EV_CLOSE, c, now);
 }
 
+/* A traced process's port is followed; whoever listens on a followed port
+ * is traced. */
+static __always_inline void follow_port(__u16 port, __u32 tgid)
+{
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&target_tgids, &tgid))
+		bpf_map_update_elem(&followed_ports, &port, &one, BPF_ANY);
+	else if (bpf_map_lookup_elem(&followed_ports, &port))
+		bpf_map_update_elem(&target_tgids, &tgid, &one, BPF_ANY);
+}
+
+static __always_inline void emit_owner(__u32 type, const struct tuple *t, __u32 tgid,
+				       const char *comm, int exit_code, bool up, __u64 now)
+{
+	struct owner_event *e = reserve(sizeof(*e));
+
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->h.type = type;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.ts_ns = now;
+	if (t)
+		e->t = *t;
+	e->tgid = tgid;
+	e->exit_code = exit_code;
+	e->up = up;
+	bpf_probe_read_kernel(e->comm, sizeof(e->comm), comm);
+	submit(e);
+}
+
+static __always_inline bool tgid_traced(__u32 tgid)
+{
+	return !filter_pid || bpf_map_lookup_elem(&target_tgids, &tgid);
+}
+
+/* listen(), in the caller's context: kept, with its port, for its close.
+ * With -p, a traced process's port is followed, and the next process to
+ * listen on it (a restart) traced. */
+static __always_inline void listener_up(const struct sock *sk, __u64 key, __u64 now)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct listen_entry *l;
+	struct tuple t = {};
+
+	read_tuple(sk, &t);
+	if (filter_port && t.lport != filter_port)
+		return;
+	if (filter_pid)
+		follow_port(t.lport, tgid);
+	if (!tgid_traced(tgid))
+		return;
+	bpf_map_update_elem(&listeners, &key, (const void *)&empty_listen_entry, BPF_ANY);
+	l = bpf_map_lookup_elem(&listeners, &key);
+	if (!l)
+		return;
+	l->t = t;
+	l->tgid = tgid;
+	bpf_get_current_comm(l->comm, sizeof(l->comm));
+	note_owner(tgid);
+	emit_owner(EV_LISTEN, &l->t, l->tgid, l->comm, 0, true, now);
+}
+
+/* The listener closed: by close(), or by its owner's exit. */
+static __always_inline void listener_down(__u64 key, __u64 now)
+{
+	struct listen_entry *l = bpf_map_lookup_elem(&listeners, &key);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	char comm[TASK_COMM_LEN];
+
+	if (l) {
+		emit_owner(EV_LISTEN, &l->t, l->tgid, l->comm, 0, false, now);
+		bpf_map_delete_elem(&listeners, &key);
+		return;
+	}
+	/* listening since before katrace started: its port reads 0 now, but
+	 * this runs in its owner's context */
+	if (!tgid_traced(tgid))
+		return;
+	bpf_get_current_comm(comm, sizeof(comm));
+	emit_owner(EV_LISTEN, NULL, tgid, comm, 0, false, now);
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -335,6 +477,13 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	if (newstate == TCP_LISTEN || oldstate == TCP_LISTEN) {
+		if (newstate == TCP_LISTEN)
+			listener_up(sk, key, now);
+		else
+			listener_down(key, now);
+		return 0;
+	}
 	if (conn_opened(sk, key, oldstate, newstate, now))
 		return 0;
 	c = conn_of(sk, key, oldstate, newstate);
@@ -346,7 +495,7 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 		return 0;
 	}
 	if (sk->sk_lock.owned)
-		set_owner(c);
+		owner_acts(c);
 	if (oldstate == TCP_ESTABLISHED && c->closed_by == CLOSED_NONE)
 		conn_closing(c, sk, newstate, now);
 	return 0;
@@ -361,7 +510,7 @@ int BPF_PROG(on_destroy, struct sock *sk)
 	if (!c)
 		return 0;
 	if (sk->sk_lock.owned) /* close() of a socket already in CLOSE */
-		set_owner(c);
+		owner_acts(c);
 	fill_from_socket(c, sk, now);
 	emit_conn(EV_DESTROY, c, now);
 	if (c->proto == PROTO_HTTP && c->role == ROLE_SERVER)
@@ -456,22 +605,30 @@ static __always_inline __u32 read_segment(const struct sk_buff *skb, void *paylo
 }
 
 /* What the kernel handed tcp_send_reset or tcp_receive_reset as the socket. */
-static __always_inline __u8 sk_kind_of(const struct sock *sk)
+static __always_inline __u8 sk_kind_of(const struct sock *sk, int state)
 {
-	int state;
-
 	if (!sk)
 		return SK_KIND_NONE;
-	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	return state == TCP_TIME_WAIT	 ? SK_KIND_TIMEWAIT :
 	       state == TCP_NEW_SYN_RECV ? SK_KIND_REQUEST :
 					   SK_KIND_FULL;
+}
+
+/* The TCP flags of a segment (SYN: a connection attempt). */
+static __always_inline __u8 skb_tcp_flags(const struct sk_buff *skb)
+{
+	unsigned char *th = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, transport_header);
+	__u8 flags = 0;
+
+	bpf_probe_read_kernel(&flags, 1, th + 13);
+	return flags;
 }
 
 /* The peer's RST closes a connection no FIN closed: the state change to
  * CLOSE follows this tracepoint, so the close is marked and sent here. */
 static __always_inline void close_on_peer_reset(struct conn *c, const struct sock *sk, __u64 now)
 {
+	note_peer_exiting(c, sk);
 	c->closed_by = CLOSED_PEER_RST;
 	c->close_ns = now;
 	fill_from_socket(c, sk, now);
@@ -517,14 +674,16 @@ static __always_inline void fill_reset_arrival(struct reset_event *e, const stru
 static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb, int reason,
 				       bool sent, __u64 now, enum payload_mode mode)
 {
-	__u8 kind = sk_kind_of(sk);
+	int state = sk ? BPF_CORE_READ(sk, __sk_common.skc_state) : 0;
+	__u8 kind = sk_kind_of(sk, state);
 	struct reset_event *e;
 	struct conn *c = NULL;
 	__u64 key = (__u64)sk;
 
 	if (kind == SK_KIND_FULL) {
 		c = bpf_map_lookup_elem(&conns, &key);
-		if (c && c->closed_by == CLOSED_NONE && !sent)
+		/* a reset in SYN_SENT refuses a connect(): it closes nothing */
+		if (c && c->closed_by == CLOSED_NONE && !sent && state != TCP_SYN_SENT)
 			close_on_peer_reset(c, sk, now);
 		if (c && !wanted(c))
 			return;
@@ -550,19 +709,23 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 	e->reason = reason;
 	e->sent = sent;
 	e->sk_kind = kind;
-	if (c) {
+	e->sk_state = state;
+	if (c && state != TCP_SYN_SENT)
 		e->t = c->t; /* ports read now may already be released */
+	else if (sent && skb)
+		skb_tuple(skb, &e->t);
+	else if (sk)
+		read_tuple(sk, &e->t); /* a connect(): its port was bound after SYN_SENT */
+	if (c) {
 		e->tgid = c->tgid;
 		__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
-	} else if (sent && skb) {
-		skb_tuple(skb, &e->t);
-	} else if (sk) {
-		read_tuple(sk, &e->t);
 	}
-	if (sent && skb)
+	if (sent && skb) {
+		e->seg_flags = skb_tcp_flags(skb);
 		fill_reset_segment(e, skb, mode);
-	else if (sent && c && c->proto == PROTO_HTTP)
+	} else if (sent && c && c->proto == PROTO_HTTP) {
 		fill_reset_arrival(e, sk, key);
+	}
 	submit(e);
 }
 
@@ -1007,6 +1170,25 @@ SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe_linear, const struct sock *sk, const struct sk_buff *skb)
 {
 	stash_arrival(sk, skb, PAYLOAD_LINEAR);
+	return 0;
+}
+
+/* The last thread of a process exits (the group is dead): if it owned
+ * traced sockets or listeners, its exit code or signal is an event. It
+ * runs before the kernel closes the process's files, so the closes it
+ * does follow (closed_exiting). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (p->signal->live.counter)
+		return 0;
+	if (filter_pid ? !tgid_traced(tgid) : !bpf_map_lookup_elem(&owners, &tgid))
+		return 0;
+	emit_owner(EV_EXIT, NULL, tgid, p->group_leader->comm, p->exit_code, false,
+		   bpf_ktime_get_ns());
+	bpf_map_delete_elem(&owners, &tgid);
 	return 0;
 }
 

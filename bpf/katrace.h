@@ -34,6 +34,8 @@ enum event_type {
 	EV_CLOSE = 1,	/* first close transition out of ESTABLISHED */
 	EV_DESTROY = 2, /* the kernel freed the socket: the connection is over */
 	EV_RESET = 3,	/* a RST was sent or received */
+	EV_LISTEN = 4,	/* a listener went up (listen()) or down (closed) */
+	EV_EXIT = 5,	/* a process that owned traced sockets exited */
 };
 
 enum conn_role { ROLE_UNKNOWN = 0, ROLE_SERVER = 1, ROLE_CLIENT = 2 };
@@ -110,12 +112,16 @@ struct conn {
 	__u8 role;	/* enum conn_role */
 	__u8 closed_by; /* enum closed_by */
 	__u8 nstates;
-	__u8 proto;	/* enum conn_proto */
-	__u8 in_cgroup; /* the owner runs in --cgroup's tree */
-	__u8 level;	/* enum level; LEVEL_CONN: no HTTP accounting
+	__u8 proto;	     /* enum conn_proto */
+	__u8 in_cgroup;	     /* the owner runs in --cgroup's tree */
+	__u8 closed_exiting; /* the owner closed it while exiting (crash, kill, exit) */
+	__u8 peer_exiting;   /* the peer's FIN or RST came from a process of this host
+				that was exiting (on one host, the segment is handled
+				in its sender's context) */
+	__u8 level;	     /* enum level; LEVEL_CONN: no HTTP accounting
 				   (http is zero), last_send/recv_ns from the
 				   socket's own jiffies stamps at the event */
-	__u8 _pad2[6];
+	__u8 _pad2[4];
 	__u8 states[MAX_STATES]; /* TCP_* values, first is the state at start */
 	char comm[TASK_COMM_LEN];
 	struct http_acct http;
@@ -143,10 +149,24 @@ struct reset_event {
 	__u32 seg_len;	   /* TCP payload length of the segment that caused it */
 	__u32 tgid;	   /* owner when the socket is in the table */
 	__u8 payload_src;  /* enum payload_src */
-	__u8 _pad[3];
+	__u8 seg_flags;	   /* TCP flags of the segment that caused it (sent) */
+	__u8 sk_state;	   /* the socket's TCP state then, 0 without a socket */
+	__u8 _pad[1];
 	__u64 arrived_ns; /* SRC_ARRIVED: when the unread request arrived */
 	char comm[TASK_COMM_LEN];
 	__u8 payload[MAX_PAYLOAD];
+};
+
+/* EV_LISTEN and EV_EXIT: what a socket owner did, for the causes of failed
+ * requests other than the keep-alive race. */
+struct owner_event {
+	struct event_hdr h;
+	struct tuple t; /* EV_LISTEN: the listening address */
+	__u32 tgid;
+	__s32 exit_code; /* EV_EXIT: as wait(2) reports it (signal, or status << 8) */
+	__u8 up;	 /* EV_LISTEN: 1 listen(), 0 closed */
+	__u8 _pad[3];
+	char comm[TASK_COMM_LEN];
 };
 
 /* A request that arrived on a connection, kept until the next one (to name
@@ -156,6 +176,14 @@ struct arrival {
 	__u32 seq; /* of its first byte: unread while >= copied_seq */
 	__u16 len;
 	__u8 payload[MAX_PAYLOAD];
+};
+
+/* A listening socket as the BPF listeners table holds it: its address and
+ * owner, kept from listen() because at its close the local port reads 0. */
+struct listen_entry {
+	struct tuple t;
+	__u32 tgid;
+	char comm[TASK_COMM_LEN];
 };
 
 /* Slots of the per-CPU counter array. The same names run through user

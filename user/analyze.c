@@ -102,7 +102,8 @@ static void set_comm(char *dst, const char *comm)
 		snprintf(dst, TASK_COMM_LEN, "%.*s", TASK_COMM_LEN - 1, comm);
 }
 
-void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h)
+void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h,
+		  bool genuine)
 {
 	struct idle_stats *st;
 	struct service *s;
@@ -120,8 +121,8 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 	set_comm(s->local ? s->backend_comm : s->peer_comm, c->comm);
 	if (h->max_reuse_gap_ns / 1e6 > s->max_reuse_gap_ms)
 		s->max_reuse_gap_ms = h->max_reuse_gap_ns / 1e6;
-	if (c->closed_by == CLOSED_NONE || !c->close_ns || conn_outstanding(c, h))
-		return; /* not closed, or closed with a request outstanding */
+	if (c->closed_by == CLOSED_NONE || !c->close_ns || conn_outstanding(c, h) || !genuine)
+		return; /* not closed, closed with a request outstanding, or not by a timer */
 	idle = span_ms(conn_idle_since(c, h), c->close_ns);
 	if (idle < 0)
 		return;
@@ -137,26 +138,90 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 		add_idle(a, st, idle);
 }
 
-void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t, bool at_server,
-		  const char *request)
+static void add_example(char (*examples)[HTTP_MAX_PATH + 24], uint64_t n, const char *what)
+{
+	if (n < LOST_EXAMPLES)
+		snprintf(examples[n], sizeof(examples[0]), "%s", what);
+}
+
+void analyze_lost(struct analyzer *a, const struct lost *l)
 {
 	struct conn tmp = {};
+	const struct conn *c = &l->conn;
 	struct service *s;
+	const char *what;
 
-	if (!c) {
-		tmp.t = *t;
-		tmp.role = at_server ? ROLE_SERVER : ROLE_CLIENT;
+	if (!l->matched) {
+		tmp.t = l->t;
+		tmp.role = l->side == LOST_AT_SERVER ? ROLE_SERVER : ROLE_CLIENT;
 		c = &tmp;
 	}
 	s = service_of(a, c, &c->t);
 	if (!s)
 		return;
-	if (s->lost < LOST_EXAMPLES)
-		snprintf(s->lost_examples[s->lost], sizeof(s->lost_examples[0]), "%s",
-			 request[0]			      ? request :
-			 c->level == LEVEL_CONN && !at_server ? "(not named at --level conn)" :
-								"(unreadable)");
+	what = l->request[0]					   ? l->request :
+	       c->level == LEVEL_CONN && l->side == LOST_AT_CLIENT ? "(not named at --level conn)" :
+								     "(unreadable)";
+	add_example(s->lost_examples, s->lost, what);
 	s->lost++;
+	add_example(s->causes.examples[l->cause], s->causes.lost[l->cause], what);
+	if (l->cause == CAUSE_PROXY_TIMEOUT && l->waited_ms >= 0) {
+		if (!s->causes.lost[l->cause] || l->waited_ms < s->causes.waited_min_ms)
+			s->causes.waited_min_ms = l->waited_ms;
+		if (l->waited_ms > s->causes.waited_max_ms)
+			s->causes.waited_max_ms = l->waited_ms;
+	}
+	s->causes.lost[l->cause]++;
+}
+
+void analyze_refused(struct analyzer *a, const struct refused *r)
+{
+	struct conn tmp = { .t = r->t, .role = r->at_server ? ROLE_SERVER : ROLE_CLIENT };
+	struct service *s;
+
+	if (!r->at_server) { /* the connecting end: its remote is the service */
+		memcpy(tmp.t.laddr, r->t.raddr, sizeof(tmp.t.laddr));
+		memcpy(tmp.t.raddr, r->t.laddr, sizeof(tmp.t.raddr));
+		tmp.t.lport = r->t.rport;
+		tmp.t.rport = r->t.lport;
+	}
+	s = service_of(a, &tmp, &tmp.t);
+	if (s)
+		s->causes.refused++;
+}
+
+static struct service *local_service(struct analyzer *a, uint16_t port)
+{
+	struct conn tmp = { .role = ROLE_SERVER, .t.lport = port };
+
+	return service_of(a, &tmp, &tmp.t);
+}
+
+void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns)
+{
+	struct service *s = local_service(a, port);
+
+	if (!s)
+		return;
+	if (!s->causes.down_windows++) {
+		s->causes.down_from_ns = from_ns;
+		s->causes.down_to_ns = to_ns;
+	}
+	if (to_ns > from_ns)
+		s->causes.down_ms += (to_ns - from_ns) / 1e6;
+}
+
+void analyze_exit(struct analyzer *a, uint16_t port, uint32_t pid, const char *comm, int exit_code)
+{
+	struct service *s = local_service(a, port);
+
+	if (!s)
+		return;
+	s->causes.exits++;
+	s->causes.last_exit_code = exit_code;
+	s->causes.exit_pid = pid;
+	snprintf(s->causes.exit_comm, sizeof(s->causes.exit_comm), "%.*s", TASK_COMM_LEN - 1, comm);
+	set_comm(s->backend_comm, comm);
 }
 
 static int cmp_double(const void *x, const void *y)
@@ -319,6 +384,137 @@ static void verdict_backend_known(struct verdict *v, double gap)
 	}
 }
 
+static struct finding *finding(struct verdict *v, const char *cause, uint64_t n)
+{
+	struct finding *f = &v->findings[v->nfindings++];
+
+	f->cause = cause;
+	f->requests = n;
+	return f;
+}
+
+static void examples_text(const struct causes *c, enum lost_cause cause, char *out, size_t len)
+{
+	uint64_t k, n = c->lost[cause];
+	size_t used = 0;
+
+	out[0] = 0;
+	for (k = 0; k < n && k < LOST_EXAMPLES && used < len; k++)
+		used += snprintf(out + used, len - used, "%s%s", k ? ", " : "",
+				 c->examples[cause][k]);
+	if (n > LOST_EXAMPLES && used < len)
+		snprintf(out + used, len - used, ", ...");
+}
+
+static void exit_finding(const struct service *s, struct verdict *v)
+{
+	const struct causes *c = &s->causes;
+	struct finding *f = finding(v, "backend_exit", c->lost[CAUSE_BACKEND_EXIT]);
+	char status[32], lines[300];
+
+	if (c->last_exit_code & 0x7f)
+		snprintf(status, sizeof(status), "signal %d", c->last_exit_code & 0x7f);
+	else
+		snprintf(status, sizeof(status), "exit code %d", (c->last_exit_code >> 8) & 0xff);
+	examples_text(c, CAUSE_BACKEND_EXIT, lines, sizeof(lines));
+	if (c->exits)
+		snprintf(f->evidence, sizeof(f->evidence),
+			 "%s[%u] exited %u time%s (the last: %s) with %llu request%s in flight%s%s",
+			 c->exit_comm, c->exit_pid, c->exits, c->exits == 1 ? "" : "s", status,
+			 (unsigned long long)f->requests, f->requests == 1 ? "" : "s",
+			 lines[0] ? ": " : "", lines);
+	else
+		snprintf(f->evidence, sizeof(f->evidence),
+			 "the backend exited with %llu request%s in flight%s%s",
+			 (unsigned long long)f->requests, f->requests == 1 ? "" : "s",
+			 lines[0] ? ": " : "", lines);
+	snprintf(
+		f->fix, sizeof(f->fix),
+		"find why the backend dies (its own log; SIGKILL: the OOM killer in the kernel log, "
+		"or a supervisor's kill timeout); stop it with SIGTERM and let it finish the "
+		"requests it holds before it exits");
+}
+
+static void down_finding(const struct service *s, struct verdict *v)
+{
+	const struct causes *c = &s->causes;
+	struct finding *f = finding(v, "refused", c->refused);
+
+	if (!c->down_windows) {
+		snprintf(f->evidence, sizeof(f->evidence),
+			 "%llu connection attempt%s to %s %s refused: nothing listened",
+			 (unsigned long long)c->refused, c->refused == 1 ? "" : "s", s->name,
+			 c->refused == 1 ? "was" : "were");
+		snprintf(
+			f->fix, sizeof(f->fix),
+			"start the backend on %s (its process, or the proxy in front of it, is not "
+			"running), or point the load balancer at the port it listens on",
+			s->name);
+		return;
+	}
+	snprintf(f->evidence, sizeof(f->evidence),
+		 "the listener of %s went down %u time%s, %.1f s in all; %llu connection "
+		 "attempt%s refused",
+		 s->name, c->down_windows, c->down_windows == 1 ? "" : "s", c->down_ms / 1000,
+		 (unsigned long long)c->refused, c->refused == 1 ? " was" : "s were");
+	snprintf(f->fix, sizeof(f->fix),
+		 "keep listening until the load balancer has taken the target out of rotation "
+		 "(deregister, then drain, then close the listener: a preStop delay, or a SIGTERM "
+		 "handler that stops accepting only after deregistration); start the next process "
+		 "before the old one stops");
+}
+
+static void wait_finding(const struct service *s, struct verdict *v, enum lost_cause cause)
+{
+	const struct causes *c = &s->causes;
+	struct finding *f = finding(v, cause_name(cause), c->lost[cause]);
+	char lines[300];
+
+	examples_text(c, cause, lines, sizeof(lines));
+	if (cause == CAUSE_PROXY_TIMEOUT) {
+		snprintf(
+			f->evidence, sizeof(f->evidence),
+			"the proxy gave up on %llu request%s after %.2f-%.2f s with no response%s%s",
+			(unsigned long long)f->requests, f->requests == 1 ? "" : "s",
+			c->waited_min_ms / 1000, c->waited_max_ms / 1000, lines[0] ? ": " : "",
+			lines);
+		snprintf(
+			f->fix, sizeof(f->fix),
+			"the backend answers slower than the proxy waits: raise the proxy's timeout "
+			"(HAProxy timeout server, nginx proxy_read_timeout, ALB idle timeout) above "
+			"the backend's slowest answers, or make those answers faster");
+		return;
+	}
+	snprintf(f->evidence, sizeof(f->evidence),
+		 "the backend closed or reset %llu connection%s with a request outstanding%s%s",
+		 (unsigned long long)f->requests, f->requests == 1 ? "" : "s", lines[0] ? ": " : "",
+		 lines);
+	if (c->refused) /* seen from the proxy: it went away */
+		snprintf(
+			f->fix, sizeof(f->fix),
+			"the backend then refused connections: its process went away (a crash, a "
+			"kill or a stop without draining); trace the backend's host to tell which");
+	else
+		snprintf(f->fix, sizeof(f->fix),
+			 "see why the backend drops requests it has read (its error log: a handler "
+			 "that fails without answering, a request too large, a limit reached)");
+}
+
+/* Every cause of failure but the race, with its evidence and fix. */
+static void cause_findings(const struct service *s, struct verdict *v)
+{
+	const struct causes *c = &s->causes;
+
+	if (c->refused || c->down_windows)
+		down_finding(s, v);
+	if (c->lost[CAUSE_BACKEND_EXIT] || c->exits)
+		exit_finding(s, v);
+	if (c->lost[CAUSE_PROXY_TIMEOUT])
+		wait_finding(s, v, CAUSE_PROXY_TIMEOUT);
+	if (c->lost[CAUSE_BACKEND_RESET])
+		wait_finding(s, v, CAUSE_BACKEND_RESET);
+}
+
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v)
 {
 	double m = a->margin_ms, gap = s->max_reuse_gap_ms >= MIN_IDLE_MS ? s->max_reuse_gap_ms : 0;
@@ -326,15 +522,18 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 	memset(v, 0, sizeof(*v));
 	v->backend = side_timeout(&s->backend, &v->backend_pct);
 	v->peer = side_timeout(&s->peer, &v->peer_pct);
+	cause_findings(s, v);
 	if (v->backend.found && v->peer.found)
 		v->margin_ms = v->backend.value_ms - v->peer.value_ms;
 
-	if (s->lost) {
+	if (s->causes.lost[CAUSE_KEEPALIVE_RACE]) {
+		uint64_t raced = s->causes.lost[CAUSE_KEEPALIVE_RACE];
+
 		v->kind = VERDICT_MISMATCH;
 		snprintf(v->why, sizeof(v->why),
 			 "%llu request%s lost to the backend closing idle "
 			 "connections the peer still reused%s%.2f s",
-			 (unsigned long long)s->lost, s->lost == 1 ? " was" : "s were",
+			 (unsigned long long)raced, raced == 1 ? " was" : "s were",
 			 v->backend.found ? "; the backend closes them after " :
 					    "; the peer reused connections after up to ",
 			 v->backend.found ? v->backend.value_ms / 1000 : gap / 1000);
@@ -348,6 +547,11 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 			 "the peer closes idle connections after %.2f s; "
 			 "the backend never closed one first",
 			 v->peer.value_ms / 1000);
+	} else if (v->nfindings) {
+		snprintf(
+			v->why, sizeof(v->why),
+			"no idle close seen to compare keep-alive timeouts with; the requests that "
+			"failed have the other causes below");
 	} else {
 		snprintf(v->why, sizeof(v->why),
 			 "no idle close seen yet%s; run longer than the "

@@ -39,8 +39,21 @@ struct service {
 	char backend_comm[16], peer_comm[16];
 	struct idle_stats backend, peer; /* idle closes made by each side */
 	double max_reuse_gap_ms; /* the longest idle after which the peer reused a connection */
-	uint64_t conns, lost;
+	uint64_t conns, lost;	 /* lost: failed requests of every cause */
 	char lost_examples[LOST_EXAMPLES][HTTP_MAX_PATH + 24];
+	struct causes {
+		uint64_t lost[N_CAUSES];
+		char examples[N_CAUSES][LOST_EXAMPLES][HTTP_MAX_PATH + 24];
+		double waited_min_ms, waited_max_ms; /* proxy_timeout: how long it waited */
+		uint64_t refused;		     /* connection attempts refused */
+		uint32_t exits;			     /* backend exits with the port in use */
+		int last_exit_code;		     /* as wait(2) reports it */
+		char exit_comm[TASK_COMM_LEN];
+		uint32_t exit_pid;
+		uint32_t down_windows;		   /* times the listener went down */
+		uint64_t down_from_ns, down_to_ns; /* the first window (to: 0 if still down) */
+		double down_ms;			   /* all windows together */
+	} causes;
 };
 
 enum verdict_kind { VERDICT_INSUFFICIENT = 0, VERDICT_OK, VERDICT_MISMATCH };
@@ -50,8 +63,21 @@ struct idle_pct {
 	double p50_ms, p99_ms;
 };
 
+/* One cause of failed requests, or refused connections, with its evidence
+ * and its fix, in words. */
+struct finding {
+	const char *cause; /* cause_name(), or "refused" */
+	uint64_t requests; /* failed requests (refused: connection attempts) */
+	char evidence[720];
+	char fix[400];
+};
+
+#define MAX_FINDINGS (N_CAUSES + 1)
+
 struct verdict {
 	enum verdict_kind kind;
+	struct finding findings[MAX_FINDINGS]; /* every cause but the race, which is kind */
+	int nfindings;
 	struct cluster backend, peer;
 	struct idle_pct backend_pct, peer_pct; /* from the same sort */
 	double margin_ms;		       /* backend - peer, when both are known */
@@ -70,10 +96,18 @@ struct analyzer {
 void analyzer_init(struct analyzer *a, double margin_ms);
 void analyzer_free(struct analyzer *a);
 /* A finished connection (with its HTTP state, may be NULL). */
-void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h);
+/* genuine: its close can be an idle-timeout sample (not done by an exiting
+ * process, nor while its service's listener was down). */
+void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h,
+		  bool genuine);
 /* A lost request on connection c (NULL if it matched none). */
-void analyze_lost(struct analyzer *a, const struct conn *c, const struct tuple *t, bool at_server,
-		  const char *request);
+void analyze_lost(struct analyzer *a, const struct lost *l);
+void analyze_refused(struct analyzer *a, const struct refused *r);
+/* The listener of local port went down at from_ns (up again at to_ns, 0:
+ * still down). */
+void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns);
+/* A process that listened on local port exited. */
+void analyze_exit(struct analyzer *a, uint16_t port, uint32_t pid, const char *comm, int exit_code);
 struct cluster infer_timeout(const double *ms, uint32_t n);
 double percentile(const double *sorted, uint32_t n, double p);
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v);

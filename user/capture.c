@@ -24,6 +24,7 @@ void capture_header_init(struct capture_header *h)
 	h->record_sizes[0] = sizeof(struct conn_event);
 	h->record_sizes[1] = sizeof(struct reset_event);
 	h->record_sizes[2] = sizeof(struct capture_end);
+	h->record_sizes[3] = sizeof(struct owner_event);
 }
 
 struct capture *capture_create(const char *path, const struct capture_header *h)
@@ -116,17 +117,19 @@ static const char *check_header(struct capture_header *h, ssize_t n, char *msg, 
 			 le32toh(h->version), CAPTURE_VERSION);
 		return msg;
 	}
-	if (le32toh(h->version) < CAPTURE_VERSION) {
+	if (le32toh(h->version) < CAPTURE_OLDEST) {
 		snprintf(msg, len,
 			 "capture format version %u is older than this katrace reads "
 			 "(%u): replay it with the katrace that wrote it",
-			 le32toh(h->version), CAPTURE_VERSION);
+			 le32toh(h->version), CAPTURE_OLDEST);
 		return msg;
 	}
 	if (n < (ssize_t)sizeof(*h))
 		return "truncated capture: the header is cut short";
-	if (h->version != CAPTURE_VERSION || h->header_size != sizeof(*h))
+	if (h->header_size != sizeof(*h))
 		return "corrupted capture header";
+	if (h->version == 2 && !h->record_sizes[3])
+		h->record_sizes[3] = want.record_sizes[3]; /* none in it */
 	if (memcmp(h->record_sizes, want.record_sizes, sizeof(want.record_sizes)))
 		return "capture written by a katrace build with other record layouts";
 	for (int i = 0; i < MAX_RST_REASONS; i++)
@@ -135,8 +138,20 @@ static const char *check_header(struct capture_header *h, ssize_t n, char *msg, 
 }
 
 /* The records up to and including the end record; NULL, or why not. */
-static const char *read_records(gzFile gz, struct capture_end *end, record_fn fn, void *ctx,
-				char *msg, size_t len)
+/* Version 2 left these bytes of a reset unset: unknown, as zero. */
+static void upgrade_v2(uint8_t *rec, uint32_t n)
+{
+	struct reset_event *r = (struct reset_event *)rec;
+
+	if (r->h.type == EV_RESET && n == sizeof(*r)) {
+		r->seg_flags = 0;
+		r->sk_state = 0;
+		r->_pad[0] = 0;
+	}
+}
+
+static const char *read_records(gzFile gz, uint32_t version, struct capture_end *end, record_fn fn,
+				void *ctx, char *msg, size_t len)
 {
 	static const char *const mid_record =
 		"truncated or corrupted capture: compressed data ends mid-record";
@@ -163,6 +178,8 @@ static const char *read_records(gzFile gz, struct capture_end *end, record_fn fn
 			memcpy(end, rec, sizeof(*end));
 			return NULL;
 		}
+		if (version == 2)
+			upgrade_v2(rec, n);
 		if (fn(ctx, rec, n)) {
 			snprintf(msg, len, "corrupted capture: record %llu is not a katrace event",
 				 (unsigned long long)i);
@@ -201,7 +218,7 @@ int capture_replay(const char *path, struct capture_header *h, struct capture_en
 	gz = gzdopen(fd, "rb");
 	if (!gz)
 		return fail(path, "cannot start decompression", NULL, fd);
-	why = read_records(gz, end, fn, ctx, msg, sizeof(msg));
+	why = read_records(gz, h->version, end, fn, ctx, msg, sizeof(msg));
 	if (!why && !clean_end(gz))
 		why = "corrupted capture: data after the end record, or a bad checksum";
 	if (why)

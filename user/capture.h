@@ -12,10 +12,19 @@
 #include <stdint.h>
 #include "katrace.h"
 
-#define CAPTURE_MAGIC	   "KATRACE\x1a"
-#define CAPTURE_VERSION	   2 /* 2: HTTP counted in the kernel, no data events */
+#define CAPTURE_MAGIC "KATRACE\x1a"
+/* 2: HTTP counted in the kernel, no data events; 3: listener and exit
+ * records, a reset's segment flags and socket state (2 is still read,
+ * with those unknown) */
+#define CAPTURE_VERSION	   3
+#define CAPTURE_OLDEST	   2
 #define CAPTURE_MAX_RECORD 4096
 #define EV_CAPTURE_END	   100 /* only in files */
+/* Only in files, as struct owner_event: the live run flushed what it held
+ * (EV_TICK), and began following a process (EV_FOLLOW, its tgid), so that
+ * a replay decides as the live run did. */
+#define EV_TICK	  101
+#define EV_FOLLOW 102
 
 struct capture_header {
 	char magic[8];
@@ -23,7 +32,7 @@ struct capture_header {
 	uint32_t header_size;
 	int64_t wall_offset_ns;
 	uint32_t flags;		  /* CAPTURE_F_* */
-	uint32_t record_sizes[4]; /* conn, reset, end records, 0: this build's layout */
+	uint32_t record_sizes[4]; /* conn, reset, end, owner records (0: none) */
 	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];
 };
 

@@ -119,6 +119,39 @@ uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
 	return t > h->last_response_ns ? t : h->last_response_ns;
 }
 
+/* When the last unanswered request went: its own stamp when counted, else
+ * the last data the way requests go. */
+static uint64_t outstanding_since(const struct conn *c, const struct http_state *h)
+{
+	return h->counted ? h->last_request_ns : request_way_ns(c, h);
+}
+
+bool conn_wait(const struct conn *c, const struct http_state *h, uint64_t end_ns, double *idle_ms,
+	       double *waited_ms)
+{
+	uint64_t asked;
+
+	*idle_ms = *waited_ms = -1;
+	if (!c->close_ns || !conn_served(c, h) || !conn_outstanding(c, h))
+		return false;
+	asked = outstanding_since(c, h);
+	/* to the close; a request sent after the peer's FIN waited to the end */
+	*waited_ms = span_ms(asked, asked < c->close_ns ? c->close_ns : end_ns);
+	*idle_ms = span_ms(conn_idle_since(c, h), asked);
+	return true;
+}
+
+const char *cause_name(enum lost_cause cause)
+{
+	static const char *const names[] = {
+		[CAUSE_KEEPALIVE_RACE] = "keepalive_race",
+		[CAUSE_BACKEND_EXIT] = "backend_exit",
+		[CAUSE_PROXY_TIMEOUT] = "proxy_timeout",
+		[CAUSE_BACKEND_RESET] = "backend_reset",
+	};
+	return cause >= 0 && cause < N_CAUSES ? names[cause] : "unknown";
+}
+
 /* ---- addresses ---- */
 
 /* A dual-stack socket carries IPv4 peers as ::ffff:a.b.c.d: the address

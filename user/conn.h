@@ -59,16 +59,73 @@ enum lost_side {
 	LOST_AT_CLIENT, /* traced on the proxy: it wrote the request, got RST back */
 };
 
-/* A request lost to a close race. */
+/* Why a request failed. */
+enum lost_cause {
+	CAUSE_KEEPALIVE_RACE, /* it arrived on an idle connection the backend was closing */
+	CAUSE_BACKEND_EXIT,   /* the backend exited with it in flight or unread */
+	CAUSE_PROXY_TIMEOUT,  /* the peer gave up waiting: closed or reset with it outstanding */
+	CAUSE_BACKEND_RESET, /* the backend closed or reset with it outstanding, for another reason */
+	N_CAUSES
+};
+
+const char *cause_name(enum lost_cause cause);
+
+/* The other end of a connection, when katrace saw it on this host too. */
+struct other_end {
+	bool seen;
+	uint32_t pid;
+	char comm[TASK_COMM_LEN];
+};
+
+/* A request that failed on a connection. */
 struct lost {
 	uint64_t ts_ns; /* arrival (server side) or write (client side) */
 	enum lost_side side;
-	const struct conn *c; /* NULL when no traced connection matched */
+	enum lost_cause cause;
+	bool matched; /* conn is the traced connection it was lost on */
+	struct conn conn;
 	struct tuple t;
 	char request[HTTP_MAX_PATH + 24];
 	double close_to_request_ms; /* may be < 0 (see README); NAN: unknown */
 	double idle_ms;		    /* < 0: unknown */
+	double waited_ms;	    /* how long it was outstanding before the close; < 0: unknown */
 	const char *reason;	    /* sk_rst_reason name, NULL if unknown */
+	struct other_end other;
 };
+
+/* A connection attempt refused: nothing listened on the port. */
+struct refused {
+	uint64_t ts_ns;
+	struct tuple t; /* local: the port that refused; remote: who tried */
+	bool at_server; /* seen by the refusing host's kernel (else by the connecting one's) */
+	struct other_end client; /* the connecting process, when on this host */
+};
+
+/* A process that owned traced sockets exited, and what it left behind. */
+struct owner_exit {
+	uint64_t ts_ns;
+	uint32_t pid;
+	char comm[TASK_COMM_LEN];
+	int exit_code;			      /* as wait(2) reports it */
+	uint32_t conns;			      /* connections it closed as it exited */
+	uint32_t in_flight;		      /* requests unanswered on them */
+	char requests[4][HTTP_MAX_PATH + 24]; /* the first of those */
+	bool held_listener;		      /* it listened on a port katrace follows */
+};
+
+/* A listener going up or down. */
+struct listener_change {
+	uint64_t ts_ns;
+	struct tuple t;
+	bool up;
+	uint32_t pid;
+	char comm[TASK_COMM_LEN];
+};
+
+/* Whether a request was outstanding when the connection closed (it ended
+ * at end_ns); then how long it waited for an answer and the idle spell
+ * before it (< 0: unknown). */
+bool conn_wait(const struct conn *c, const struct http_state *h, uint64_t end_ns, double *idle_ms,
+	       double *waited_ms);
 
 #endif

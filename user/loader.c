@@ -338,6 +338,22 @@ int tracer_consume(struct tracer *t)
 	return ring_buffer__consume(t->rb);
 }
 
+int tracer_add_target(struct tracer *t, uint32_t tgid)
+{
+	__u8 one = 1;
+
+	return bpf_map__update_elem(t->skel->maps.target_tgids, &tgid, sizeof(tgid), &one,
+				    sizeof(one), BPF_ANY);
+}
+
+int tracer_follow_port(struct tracer *t, uint16_t port)
+{
+	__u8 one = 1;
+
+	return bpf_map__update_elem(t->skel->maps.followed_ports, &port, sizeof(port), &one,
+				    sizeof(one), BPF_ANY);
+}
+
 uint64_t tracer_counter(struct tracer *t, int slot)
 {
 	int ncpu = libbpf_num_possible_cpus();

@@ -43,6 +43,11 @@ int tracer_poll(struct tracer *t, int timeout_ms);
  * what is there without waiting. */
 int tracer_fd(struct tracer *t);
 int tracer_consume(struct tracer *t);
+/* Trace process tgid from now on too (-p: a service's next process). */
+int tracer_add_target(struct tracer *t, uint32_t tgid);
+/* -p: the next process to listen on port (a restart) is traced from its
+ * listen() on. */
+int tracer_follow_port(struct tracer *t, uint16_t port);
 /* Summed over CPUs. */
 uint64_t tracer_counter(struct tracer *t, int slot);
 /* Names of optional features the kernel lacked, for the start-up note. */

@@ -20,6 +20,7 @@
 #include "check.h"
 #include "loader.h"
 #include "metrics.h"
+#include "procfs.h"
 #include "session.h"
 
 #define MAX_PIDS 64
@@ -315,22 +316,50 @@ static uint64_t now_ns(clockid_t clk)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* True while at least one traced process lives. */
-static bool targets_alive(void)
+/* Whether the run goes on: while a traced process lives, or one that
+ * served a port died (a restart is followed: a supervisor's, systemd's). */
+static bool targets_alive(const struct session *s)
 {
-	int i, alive = 0;
+	int i, alive = 0, serving = 0;
 
 	for (i = 0; i < env.ntgids; i++) {
+		pid_t pid = env.tgids[i] > 0 ? env.tgids[i] : -env.tgids[i];
+
+		if (session_held_listener(s, pid))
+			serving++;
 		if (env.tgids[i] <= 0)
 			continue;
-		if (kill(env.tgids[i], 0) && errno == ESRCH) {
-			fprintf(stderr, "katrace: pid %d exited\n", env.tgids[i]);
-			env.tgids[i] = -env.tgids[i];
+		if (kill(pid, 0) && errno == ESRCH) {
+			fprintf(stderr, "katrace: pid %d exited%s\n", pid,
+				session_held_listener(s, pid) ?
+					"; following its ports for the process that listens next" :
+					"");
+			env.tgids[i] = -pid;
 			continue;
 		}
 		alive++;
 	}
-	return alive > 0;
+	return alive > 0 || serving > 0;
+}
+
+/* Processes that began listening on a followed port: traced from now on. */
+static void follow_successors(struct tracer *t, const struct session *s)
+{
+	uint32_t followed[MAX_PIDS];
+	int n = session_followed(s, followed, MAX_PIDS), i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < env.ntgids; j++)
+			if (env.tgids[j] == (pid_t)followed[i] ||
+			    env.tgids[j] == -(pid_t)followed[i])
+				break;
+		if (j < env.ntgids || env.ntgids == MAX_PIDS)
+			continue;
+		env.tgids[env.ntgids++] = followed[i];
+		tracer_add_target(t, followed[i]);
+		fprintf(stderr, "katrace: following pid %u, listening on a port it serves\n",
+			followed[i]);
+	}
 }
 
 /* The run's totals, on stderr, the same live and replayed. */
@@ -423,6 +452,33 @@ static struct capture *open_capture(struct tracer *t)
 	return capture_create(env.write_path, &h);
 }
 
+/* The listeners up before the tracer attached: the kernel gave no event for
+ * them. They enter the session as events of their own, and so a capture. */
+static void seed_listeners(struct session *s, struct tracer *t)
+{
+	static struct listen_entry found[256];
+	int i, n = 0;
+
+	if (!env.ntgids)
+		n = procfs_listeners(0, found, 256);
+	for (i = 0; i < env.ntgids && n < 256; i++)
+		n += procfs_listeners(env.tgids[i], found + n, 256 - n);
+	for (i = 0; i < n; i++) {
+		struct owner_event e = { .h.type = EV_LISTEN,
+					 .h.ts_ns = now_ns(CLOCK_MONOTONIC),
+					 .t = found[i].t,
+					 .tgid = found[i].tgid,
+					 .up = 1 };
+
+		if (env.port && e.t.lport != env.port)
+			continue;
+		memcpy(e.comm, found[i].comm, sizeof(e.comm));
+		if (env.ntgids)
+			tracer_follow_port(t, e.t.lport);
+		session_event(s, &e, sizeof(e));
+	}
+}
+
 /* Set-up: the tracer attached, the capture and endpoint open, signals
  * caught. -1 after saying why. */
 static int start_live(struct live *l)
@@ -452,6 +508,9 @@ static int start_live(struct live *l)
 	if (env.write_path && !(l->cap = open_capture(l->t)))
 		return -1;
 	session_record_to(l->s, l->cap);
+	for (int i = 0; i < env.ntgids; i++)
+		session_follow(l->s, env.tgids[i]);
+	seed_listeners(l->s, l->t);
 	if (env.metrics_addr && (l->metrics_fd = metrics_listen(env.metrics_addr)) < 0)
 		return -1;
 	signal(SIGINT, on_signal);
@@ -507,7 +566,7 @@ static void check_health(struct live *l, uint64_t now)
 		fprintf(stderr, "katrace: warning: %llu events dropped so far (ring buffer full)\n",
 			(unsigned long long)drops);
 	}
-	if (env.ntgids && !targets_alive()) {
+	if (env.ntgids && !targets_alive(l->s)) {
 		fprintf(stderr, "katrace: every traced process has exited; stopping\n");
 		l->drain_until = now + 300000000ULL;
 	}
@@ -538,7 +597,10 @@ static bool tick(struct live *l)
 		metrics_serve_one(l->metrics_fd, l->s, &n);
 	}
 	handle_requests(l);
+	if (env.ntgids) /* before the new process's connections end */
+		follow_successors(l->t, l->s);
 	now = now_ns(CLOCK_MONOTONIC);
+	session_tick(l->s, now);
 	if (env.metrics_file && now - l->last_metrics >= METRICS_FILE_PERIOD_NS) {
 		l->last_metrics = now;
 		run_counters(l->s, l->t, &n);

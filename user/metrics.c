@@ -109,7 +109,7 @@ static void service_metrics(FILE *f, const struct session *s)
 {
 	const struct analyzer *a = session_analysis(s);
 	static struct verdict v[MAX_SERVICES];
-	int i;
+	int i, c;
 
 	header(f, "katrace_idle_before_close_seconds", "histogram",
 	       "Idle time of HTTP keep-alive connections when one side closed them, per service and side.");
@@ -118,11 +118,27 @@ static void service_metrics(FILE *f, const struct session *s)
 		histogram(f, &a->svc[i], "peer", &a->svc[i].peer);
 	}
 	header(f, "katrace_lost_requests_total", "counter",
-	       "Requests lost to a keep-alive close race, per service.");
+	       "Failed requests, per service and cause (keepalive_race, backend_exit, proxy_timeout, backend_reset).");
+	for (i = 0; i < a->n; i++)
+		for (c = 0; c < N_CAUSES; c++) {
+			fputs("katrace_lost_requests_total{", f);
+			label(f, "service", a->svc[i].name);
+			fprintf(f, ",cause=\"%s\"} %llu\n", cause_name(c),
+				(unsigned long long)a->svc[i].causes.lost[c]);
+		}
+	header(f, "katrace_refused_connections_total", "counter",
+	       "Connection attempts refused (nothing listened), per service.");
 	for (i = 0; i < a->n; i++) {
-		fputs("katrace_lost_requests_total{", f);
+		fputs("katrace_refused_connections_total{", f);
 		label(f, "service", a->svc[i].name);
-		fprintf(f, "} %llu\n", (unsigned long long)a->svc[i].lost);
+		fprintf(f, "} %llu\n", (unsigned long long)a->svc[i].causes.refused);
+	}
+	header(f, "katrace_process_exits_total", "counter",
+	       "Exits of a backend process that listened on the service's port.");
+	for (i = 0; i < a->n; i++) {
+		fputs("katrace_process_exits_total{", f);
+		label(f, "service", a->svc[i].name);
+		fprintf(f, "} %u\n", a->svc[i].causes.exits);
 	}
 	header(f, "katrace_idle_timeout_seconds", "gauge",
 	       "Inferred effective idle keep-alive timeout, per service and side (absent until known).");

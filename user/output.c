@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -80,50 +81,78 @@ static void copy_comm(char *dst, const char *src)
 	dst[i] = 0;
 }
 
-void output_close_record(struct output *o, const struct conn *c, const struct http_state *h,
-			 uint64_t end_ns)
+/* What a close record says of a connection: when, and how long it idled
+ * (before its unanswered request, if one was outstanding) or waited. */
+struct close_view {
+	uint64_t at;
+	double idle_ms, waited_ms, life_ms;
+	bool outstanding;
+	char comm[TASK_COMM_LEN + 1], laddr[64], raddr[64];
+};
+
+static void close_view(const struct conn *c, const struct http_state *h, uint64_t end_ns,
+		       struct close_view *v)
 {
-	char comm[TASK_COMM_LEN + 1] = {}, laddr[64], raddr[64];
-	uint64_t at = c->close_ns ? c->close_ns : end_ns;
-	double idle = c->close_ns ? span_ms(conn_idle_since(c, h), c->close_ns) : -1;
-	double life = span_ms(c->start_ns, end_ns);
+	memset(v, 0, sizeof(*v));
+	v->at = c->close_ns ? c->close_ns : end_ns;
+	v->idle_ms = c->close_ns ? span_ms(conn_idle_since(c, h), c->close_ns) : -1;
+	v->waited_ms = -1;
+	if (h) {
+		double idle;
+
+		v->outstanding = conn_wait(c, h, end_ns, &idle, &v->waited_ms);
+		if (v->outstanding)
+			v->idle_ms = idle;
+	}
+	v->life_ms = span_ms(c->start_ns, end_ns);
+	copy_comm(v->comm, c->comm);
+	format_endpoint(&c->t, true, v->laddr, sizeof(v->laddr));
+	format_endpoint(&c->t, false, v->raddr, sizeof(v->raddr));
+}
+
+static void close_json(struct output *o, const struct conn *c, const struct http_state *h,
+		       const struct close_view *v)
+{
 	int i;
 
-	copy_comm(comm, c->comm);
-	format_endpoint(&c->t, true, laddr, sizeof(laddr));
-	format_endpoint(&c->t, false, raddr, sizeof(raddr));
+	fprintf(o->f, "{\"type\":\"close\",\"ts\":%.6f,\"pid\":%u,\"comm\":",
+		(int64_t)(v->at + o->wall_offset_ns) / 1e9, c->tgid);
+	json_string(o->f, v->comm);
+	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"closed_by\":\"%s\"",
+		v->laddr, v->raddr, role_name(c->role), closed_by_name(c->closed_by));
+	json_ms(o->f, "idle_ms", v->idle_ms);
+	json_ms(o->f, "lifetime_ms", v->life_ms);
+	fprintf(o->f, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"states\":[",
+		(unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
+	for (i = 0; i < c->nstates && i < MAX_STATES; i++)
+		fprintf(o->f, "%s\"%s\"", i ? "," : "", tcp_state_name(c->states[i]));
+	if (h && !h->counted)
+		fputs("],\"requests\":null,\"last_request\":", o->f);
+	else
+		fprintf(o->f, "],\"requests\":%u,\"last_request\":", h ? h->requests : 0);
+	json_string_or_null(o->f, h ? h->last_request : NULL);
+	/* the last request's status: none while it is outstanding */
+	if (h && h->last_status && !v->outstanding)
+		fprintf(o->f, ",\"last_status\":%d", h->last_status);
+	else
+		fputs(",\"last_status\":null", o->f);
+	fprintf(o->f, ",\"outstanding\":%s", v->outstanding ? "true" : "false");
+	json_ms(o->f, "waited_ms", v->waited_ms);
+	fprintf(o->f, ",\"owner_exiting\":%s,\"peer_exiting\":%s}\n",
+		c->closed_exiting ? "true" : "false", c->peer_exiting ? "true" : "false");
+}
 
-	if (o->json) {
-		fprintf(o->f, "{\"type\":\"close\",\"ts\":%.6f,\"pid\":%u,\"comm\":",
-			(int64_t)(at + o->wall_offset_ns) / 1e9, c->tgid);
-		json_string(o->f, comm);
-		fprintf(o->f,
-			",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"closed_by\":\"%s\"",
-			laddr, raddr, role_name(c->role), closed_by_name(c->closed_by));
-		json_ms(o->f, "idle_ms", idle);
-		json_ms(o->f, "lifetime_ms", life);
-		fprintf(o->f, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"states\":[",
-			(unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out);
-		for (i = 0; i < c->nstates && i < MAX_STATES; i++)
-			fprintf(o->f, "%s\"%s\"", i ? "," : "", tcp_state_name(c->states[i]));
-		if (h && !h->counted)
-			fputs("],\"requests\":null,\"last_request\":", o->f);
-		else
-			fprintf(o->f, "],\"requests\":%u,\"last_request\":", h ? h->requests : 0);
-		json_string_or_null(o->f, h ? h->last_request : NULL);
-		if (h && h->last_status)
-			fprintf(o->f, ",\"last_status\":%d}\n", h->last_status);
-		else
-			fputs(",\"last_status\":null}\n", o->f);
-		fflush(o->f);
-		return;
-	}
+static void close_text(struct output *o, const struct conn *c, const struct http_state *h,
+		       const struct close_view *v)
+{
+	int i;
+
 	header(o);
-	print_time(o, at);
-	fprintf(o->f, "%-7u %-15s %-22s %-22s %-7s %-9s ", c->tgid, comm[0] ? comm : "?", laddr,
-		raddr, role_name(c->role), closed_by_name(c->closed_by));
-	text_ms(o->f, idle);
-	text_ms(o->f, life);
+	print_time(o, v->at);
+	fprintf(o->f, "%-7u %-15s %-22s %-22s %-7s %-9s ", c->tgid, v->comm[0] ? v->comm : "?",
+		v->laddr, v->raddr, role_name(c->role), closed_by_name(c->closed_by));
+	text_ms(o->f, v->idle_ms);
+	text_ms(o->f, v->life_ms);
 	fprintf(o->f, "%8llu %8llu ", (unsigned long long)c->bytes_in,
 		(unsigned long long)c->bytes_out);
 	if (h && !h->counted)
@@ -134,21 +163,40 @@ void output_close_record(struct output *o, const struct conn *c, const struct ht
 	for (i = 0; i < c->nstates && i < MAX_STATES; i++)
 		fprintf(o->f, "%s%s", i ? ">" : "", tcp_state_name(c->states[i]));
 	fputc('\n', o->f);
+}
+
+void output_close_record(struct output *o, const struct conn *c, const struct http_state *h,
+			 uint64_t end_ns)
+{
+	struct close_view v;
+
+	close_view(c, h, end_ns, &v);
+	if (o->json)
+		close_json(o, c, h, &v);
+	else
+		close_text(o, c, h, &v);
 	fflush(o->f);
 }
 
-static void lost_json(struct output *o, const struct lost *l, const char *comm, const char *laddr,
-		      const char *raddr)
+static void json_pid_comm(FILE *f, bool known, uint32_t pid, const char *comm)
+{
+	char printable[TASK_COMM_LEN + 1];
+
+	if (!known) {
+		fputs("null,\"comm\":null", f);
+		return;
+	}
+	copy_comm(printable, comm);
+	fprintf(f, "%u,\"comm\":", pid);
+	json_string(f, printable);
+}
+
+static void lost_json(struct output *o, const struct lost *l, const char *laddr, const char *raddr)
 {
 	int64_t wall = (int64_t)l->ts_ns + o->wall_offset_ns;
 
 	fprintf(o->f, "{\"type\":\"lost_request\",\"ts\":%.6f,\"pid\":", wall / 1e9);
-	if (l->c) {
-		fprintf(o->f, "%u,\"comm\":", l->c->tgid);
-		json_string(o->f, comm);
-	} else {
-		fputs("null,\"comm\":null", o->f);
-	}
+	json_pid_comm(o->f, l->matched, l->conn.tgid, l->conn.comm);
 	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":", laddr,
 		raddr, l->side == LOST_AT_SERVER ? "server" : "client");
 	json_string_or_null(o->f, l->request);
@@ -159,6 +207,16 @@ static void lost_json(struct output *o, const struct lost *l, const char *comm, 
 	json_ms(o->f, "idle_ms", l->idle_ms);
 	fputs(",\"reset_reason\":", o->f);
 	json_string_or_null(o->f, l->reason);
+	fprintf(o->f, ",\"cause\":\"%s\"", cause_name(l->cause));
+	json_ms(o->f, "waited_ms", l->waited_ms);
+	fputs(",\"other_end\":", o->f);
+	if (l->other.seen) {
+		fputs("{\"pid\":", o->f);
+		json_pid_comm(o->f, true, l->other.pid, l->other.comm);
+		fputs("}", o->f);
+	} else {
+		fputs("null", o->f);
+	}
 	fputs("}\n", o->f);
 }
 
@@ -193,7 +251,7 @@ static void lost_text_client(struct output *o, const struct lost *l, const char 
 			     const char *raddr)
 {
 	bool known_close = !isnan(l->close_to_request_ms);
-	bool by_rst = l->c && l->c->closed_by == CLOSED_PEER_RST;
+	bool by_rst = l->matched && l->conn.closed_by == CLOSED_PEER_RST;
 
 	if (l->request[0])
 		fprintf(o->f, "%s -> %s \"%s\": ", laddr, raddr, l->request);
@@ -214,26 +272,152 @@ static void lost_text_client(struct output *o, const struct lost *l, const char 
 	fprintf(o->f, "; the peer answered RST: no response\n");
 }
 
+/* Any cause but the race: what happened to the request. */
+static void lost_text_cause(struct output *o, const struct lost *l, const char *laddr,
+			    const char *raddr)
+{
+	bool server = l->side == LOST_AT_SERVER;
+
+	fprintf(o->f, "%s %s %s ", laddr, server ? "<-" : "->", raddr);
+	if (l->request[0])
+		fprintf(o->f, "\"%s\": ", l->request);
+	else
+		fputs("a request: ", o->f);
+	switch (l->cause) {
+	case CAUSE_BACKEND_EXIT:
+		fputs("in flight when the backend exited", o->f);
+		break;
+	case CAUSE_PROXY_TIMEOUT:
+		fprintf(o->f, "%s gave up waiting for the response",
+			server ? "the peer" : "this side");
+		break;
+	default:
+		fputs("the backend closed the connection without answering", o->f);
+		break;
+	}
+	if (l->waited_ms >= 0)
+		fprintf(o->f, " after %.1f ms", l->waited_ms);
+	fprintf(o->f, " (%s)\n", cause_name(l->cause));
+}
+
 void output_lost_record(struct output *o, const struct lost *l)
 {
 	char comm[TASK_COMM_LEN + 1] = "", laddr[64], raddr[64];
 
-	if (l->c)
-		copy_comm(comm, l->c->comm);
+	if (l->matched)
+		copy_comm(comm, l->conn.comm);
 	format_endpoint(&l->t, true, laddr, sizeof(laddr));
 	format_endpoint(&l->t, false, raddr, sizeof(raddr));
 	if (o->json) {
-		lost_json(o, l, comm, laddr, raddr);
+		lost_json(o, l, laddr, raddr);
 	} else {
 		header(o);
 		fputs("LOST ", o->f);
 		print_time(o, l->ts_ns);
-		if (l->c)
-			fprintf(o->f, "%s[%u] ", comm, l->c->tgid);
-		if (l->side == LOST_AT_SERVER)
+		if (l->matched)
+			fprintf(o->f, "%s[%u] ", comm, l->conn.tgid);
+		if (l->cause != CAUSE_KEEPALIVE_RACE)
+			lost_text_cause(o, l, laddr, raddr);
+		else if (l->side == LOST_AT_SERVER)
 			lost_text_server(o, l, laddr, raddr);
 		else
 			lost_text_client(o, l, laddr, raddr);
+	}
+	fflush(o->f);
+}
+
+void exit_status_text(int exit_code, char *buf, size_t len)
+{
+	if (exit_code & 0x7f)
+		snprintf(buf, len, "SIG%s", sigabbrev_np(exit_code & 0x7f) ?: "?");
+	else
+		snprintf(buf, len, "exit code %d", (exit_code >> 8) & 0xff);
+}
+
+static void json_ts(struct output *o, const char *type, uint64_t ts_ns)
+{
+	fprintf(o->f, "{\"type\":\"%s\",\"ts\":%.6f", type,
+		(int64_t)(ts_ns + o->wall_offset_ns) / 1e9);
+}
+
+void output_refused_record(struct output *o, const struct refused *r)
+{
+	char laddr[64], raddr[64];
+
+	format_endpoint(&r->t, true, laddr, sizeof(laddr));
+	format_endpoint(&r->t, false, raddr, sizeof(raddr));
+	if (o->json) {
+		json_ts(o, "refused", r->ts_ns);
+		fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"pid\":", laddr, raddr);
+		json_pid_comm(o->f, r->client.seen, r->client.pid, r->client.comm);
+		fputs("}\n", o->f);
+	} else {
+		header(o);
+		fputs("REFUSED ", o->f);
+		print_time(o, r->ts_ns);
+		fprintf(o->f, "%s -> %s: nothing listened; the kernel answered RST", raddr, laddr);
+		if (r->client.seen)
+			fprintf(o->f, " (connect() by %.*s[%u])", TASK_COMM_LEN, r->client.comm,
+				r->client.pid);
+		fputc('\n', o->f);
+	}
+	fflush(o->f);
+}
+
+void output_listener_record(struct output *o, const struct listener_change *l)
+{
+	char laddr[64], comm[TASK_COMM_LEN + 1];
+
+	format_endpoint(&l->t, true, laddr, sizeof(laddr));
+	copy_comm(comm, l->comm);
+	if (o->json) {
+		json_ts(o, "listener", l->ts_ns);
+		fprintf(o->f, ",\"laddr\":\"%s\",\"state\":\"%s\",\"pid\":%u,\"comm\":", laddr,
+			l->up ? "up" : "down", l->pid);
+		json_string(o->f, comm);
+		fputs("}\n", o->f);
+	} else {
+		header(o);
+		fputs("LISTEN ", o->f);
+		print_time(o, l->ts_ns);
+		fprintf(o->f, "%s[%u] %s %s\n", comm, l->pid, laddr, l->up ? "up" : "down");
+	}
+	fflush(o->f);
+}
+
+void output_exit_record(struct output *o, const struct owner_exit *x)
+{
+	char comm[TASK_COMM_LEN + 1], status[32];
+	uint32_t i, shown = x->in_flight < 4 ? x->in_flight : 4;
+
+	copy_comm(comm, x->comm);
+	exit_status_text(x->exit_code, status, sizeof(status));
+	if (o->json) {
+		json_ts(o, "process_exit", x->ts_ns);
+		fprintf(o->f, ",\"pid\":%u,\"comm\":", x->pid);
+		json_string(o->f, comm);
+		if (x->exit_code & 0x7f)
+			fprintf(o->f, ",\"exit_code\":null,\"signal\":\"%s\"", status);
+		else
+			fprintf(o->f, ",\"exit_code\":%d,\"signal\":null",
+				(x->exit_code >> 8) & 0xff);
+		fprintf(o->f, ",\"connections\":%u,\"in_flight\":%u,\"requests\":[", x->conns,
+			x->in_flight);
+		for (i = 0; i < shown; i++) {
+			fputs(i ? "," : "", o->f);
+			json_string_or_null(o->f, x->requests[i]);
+		}
+		fputs("]}\n", o->f);
+	} else {
+		header(o);
+		fputs("EXIT ", o->f);
+		print_time(o, x->ts_ns);
+		fprintf(o->f, "%s[%u] %s: closed %u connections, %u requests in flight", comm,
+			x->pid, status, x->conns, x->in_flight);
+		for (i = 0; i < shown; i++)
+			fprintf(o->f, "%s\"%s\"", i ? ", " : ": ",
+				x->requests[i][0] ? x->requests[i] : "?");
+		fputc('\n', o->f);
 	}
 	fflush(o->f);
 }
@@ -267,6 +451,29 @@ static void idle_line(FILE *f, const char *who, const struct idle_stats *st,
 	fputc('\n', f);
 }
 
+/* Failed requests by cause, and what else failed (refused attempts). */
+static void causes_json(FILE *f, const struct service *s, const struct verdict *v)
+{
+	int c, i;
+
+	fputs(",\"failed\":{", f);
+	for (c = 0; c < N_CAUSES; c++)
+		fprintf(f, "%s\"%s\":%llu", c ? "," : "", cause_name(c),
+			(unsigned long long)s->causes.lost[c]);
+	fprintf(f, "},\"refused\":%llu,\"backend_exits\":%u,\"listener_down_ms\":%.1f",
+		(unsigned long long)s->causes.refused, s->causes.exits, s->causes.down_ms);
+	fputs(",\"findings\":[", f);
+	for (i = 0; i < v->nfindings; i++) {
+		fprintf(f, "%s{\"cause\":\"%s\",\"count\":%llu,\"evidence\":", i ? "," : "",
+			v->findings[i].cause, (unsigned long long)v->findings[i].requests);
+		json_string(f, v->findings[i].evidence);
+		fputs(",\"fix\":", f);
+		json_string(f, v->findings[i].fix);
+		fputc('}', f);
+	}
+	fputc(']', f);
+}
+
 static void service_json(FILE *f, const struct service *s, const struct verdict *v)
 {
 	uint64_t k;
@@ -291,6 +498,7 @@ static void service_json(FILE *f, const struct service *s, const struct verdict 
 	json_string(f, v->why);
 	fputs(",\"fix\":", f);
 	json_string_or_null(f, v->fix);
+	causes_json(f, s, v);
 	fputc('}', f);
 }
 
@@ -334,6 +542,9 @@ static void service_text(FILE *f, const struct service *s, const struct verdict 
 	fprintf(f, "  verdict: %s: %s\n", verdict_name(v->kind), v->why);
 	if (v->fix[0])
 		fprintf(f, "  fix: %s\n", v->fix);
+	for (k = 0; k < (uint64_t)v->nfindings; k++)
+		fprintf(f, "  %s: %s\n    fix: %s\n", v->findings[k].cause, v->findings[k].evidence,
+			v->findings[k].fix);
 }
 
 static void summary_text(struct output *o, const struct analyzer *a, const struct verdict *v,

@@ -26,6 +26,11 @@ void json_string_or_null(FILE *f, const char *s);
 void output_close_record(struct output *o, const struct conn *c, const struct http_state *h,
 			 uint64_t end_ns);
 void output_lost_record(struct output *o, const struct lost *l);
+void output_refused_record(struct output *o, const struct refused *r);
+void output_listener_record(struct output *o, const struct listener_change *l);
+void output_exit_record(struct output *o, const struct owner_exit *x);
+/* "exit code 1", "SIGKILL" */
+void exit_status_text(int exit_code, char *buf, size_t len);
 /* Per service of a, with its verdict v[i]; n: the run's counters. */
 void output_summary(struct output *o, const struct analyzer *a, const struct verdict *v,
 		    const struct run_counters *n, uint64_t now_ns);

@@ -40,6 +40,16 @@ FILE *session_log(const struct session *s);
 /* ring_buffer sample callback shape; always returns 0 so polling goes on
  * (bad records are counted). */
 int session_event(void *ctx, const void *data, size_t len);
+/* Follow process tgid (a traced one, or the next to listen on a followed
+ * port): its listeners and the ports they serve. Recorded in a capture. */
+void session_follow(struct session *s, uint32_t tgid);
+/* The processes followed so far (up to max into out); how many. */
+int session_followed(const struct session *s, uint32_t *out, int max);
+/* tgid listened on a port katrace follows. */
+bool session_held_listener(const struct session *s, uint32_t tgid);
+/* The live run's clock went on with no event: what was held for the other
+ * end of a connection is due. Recorded in a capture when it emits. */
+void session_tick(struct session *s, uint64_t now_ns);
 /* End of run: report connections whose close began but whose socket the
  * kernel has not freed yet (a CLOSE_WAIT the application never closed). */
 void session_finish(struct session *s);

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "procfs.h"
+
+#define MAX_LISTENING 1024
+
+struct listening {
+	unsigned long inode;
+	struct tuple t;
+};
+
+/* The LISTEN (state 0A) sockets of /proc/net/tcp or tcp6. */
+static int read_table(const char *path, int family, struct listening *out, int n, int max)
+{
+	char line[512], addr[64];
+	unsigned int port, state, i;
+	unsigned long inode;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return n;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		if (sscanf(line,
+			   " %*u: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s %*u %*u %lu",
+			   addr, &port, &state, &inode) != 4 ||
+		    state != 0x0A || !inode)
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		out[n].inode = inode;
+		out[n].t.family = family;
+		out[n].t.lport = port;
+		/* the address is printed as 32-bit words in host order */
+		for (i = 0; i < (family == AF_INET ? 1u : 4u); i++) {
+			uint32_t w;
+
+			sscanf(addr + 8 * i, "%8x", &w);
+			memcpy(out[n].t.laddr + 4 * i, &w, 4);
+		}
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static void read_comm(pid_t pid, char *comm)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	memset(comm, 0, TASK_COMM_LEN);
+	f = fopen(path, "re");
+	if (f && fgets(comm, TASK_COMM_LEN, f))
+		comm[strcspn(comm, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+/* Process pid's descriptors that are one of the listening sockets. */
+static int match_fds(pid_t pid, const struct listening *l, int nl, struct listen_entry *out, int n,
+		     int max)
+{
+	char path[64], link[64];
+	struct dirent *d;
+	unsigned long inode;
+	DIR *dir;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
+	if (!dir)
+		return n;
+	while (n < max && (d = readdir(dir))) {
+		char fd_path[sizeof(path) + sizeof(d->d_name) + 1];
+		ssize_t len;
+
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, d->d_name);
+		len = readlink(fd_path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		if (sscanf(link, "socket:[%lu]", &inode) != 1)
+			continue;
+		for (i = 0; i < nl && n < max; i++) {
+			if (l[i].inode != inode)
+				continue;
+			out[n].t = l[i].t;
+			out[n].tgid = pid;
+			read_comm(pid, out[n].comm);
+			n++;
+		}
+	}
+	closedir(dir);
+	return n;
+}
+
+int procfs_listeners(pid_t pid, struct listen_entry *out, int max)
+{
+	static struct listening l[MAX_LISTENING];
+	struct dirent *d;
+	int nl, n = 0;
+	DIR *proc;
+
+	nl = read_table("/proc/net/tcp", AF_INET, l, 0, MAX_LISTENING);
+	nl = read_table("/proc/net/tcp6", AF_INET6, l, nl, MAX_LISTENING);
+	if (!nl)
+		return 0;
+	if (pid)
+		return match_fds(pid, l, nl, out, 0, max);
+	proc = opendir("/proc");
+	if (!proc)
+		return 0;
+	while (n < max && (d = readdir(proc)))
+		if (isdigit((unsigned char)d->d_name[0]))
+			n = match_fds(atoi(d->d_name), l, nl, out, n, max);
+	closedir(proc);
+	return n;
+}
