@@ -2,15 +2,22 @@
 // usage: node keepalive.js PORT KEEPALIVE_MS [HOST]   (PORT 0 picks one)
 // Prints "ready PORT" once listening. Node 20 closes an idle keep-alive
 // socket at keepAliveTimeout + ~1000 ms.
+// Paths that shape a failure: /status/NNN answers NNN, /close answers
+// without keep-alive, /slow/MS answers after MS ms, /crash exits (code 1)
+// as an uncaught error would, with whatever else is in flight.
 const http = require('http');
 const [port, keepAliveMs, host] = [+process.argv[2] || 0, +process.argv[3], process.argv[4] || '127.0.0.1'];
 const server = http.createServer((req, res) => {
 	req.resume();	// drain any body
 	req.on('end', () => {
-		const m = /^\/status\/(\d{3})/.exec(req.url);	// /status/404 answers 404
+		if (req.url.startsWith('/crash')) process.exit(1);
+		const m = /^\/status\/(\d{3})/.exec(req.url);
 		if (m) res.statusCode = +m[1];
-		if (req.url === '/close') res.setHeader('Connection', 'close');	// no keep-alive
-		res.end(`${req.method} ${req.url} ok\n`);
+		if (req.url === '/close') res.setHeader('Connection', 'close');
+		const slow = /^\/slow\/(\d+)/.exec(req.url);
+		const answer = () => res.end(`${req.method} ${req.url} ok\n`);
+		if (slow) setTimeout(answer, +slow[1]);
+		else answer();
 	});
 });
 server.keepAliveTimeout = keepAliveMs;
