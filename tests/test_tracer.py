@@ -135,18 +135,55 @@ def test_port_filter(level=None):
 
 
 def test_traced_process_exit_ends_run():
+    """A traced process that served no port exits: the run ends, with its
+    connections reported."""
     with NodeServer(5000) as srv:
-        kt = Katrace("-p", str(srv.pid))
-        c = socket.create_connection(("127.0.0.1", srv.port))
-        http_request(c)
-        port = local_port(c)
-        srv.stop()
+        client = subprocess.Popen([sys.executable, "-c", f"""
+import socket, sys, time
+sys.stdin.readline()
+c = socket.create_connection(("127.0.0.1", {srv.port}))
+c.sendall(b"GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n")
+print(c.getsockname()[1], flush=True)
+c.recv(65536)
+sys.stdin.readline()
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        kt = Katrace("-p", str(client.pid))
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        port = int(client.stdout.readline())
+        client.stdin.close()	# it exits
+        client.wait(5)
         rc = kt.p.wait(10)
         kt.finish(settle=0)
     check(rc == 0, f"exit {rc}")
-    check(f"pid {srv.pid} exited" in kt.stderr, kt.stderr)
+    check(f"pid {client.pid} exited" in kt.stderr, kt.stderr)
     recs = kt.records()
-    check(any(r["raddr"].endswith(f":{port}") for r in recs), recs)
+    check(any(r["laddr"].endswith(f":{port}") for r in recs), recs)
+
+
+def test_traced_server_exit_is_followed():
+    """A traced server exits: the run goes on, following its port, and the
+    next process to listen there (a restart) is traced."""
+    with NodeServer(5000) as first:
+        port = first.port
+        kt = Katrace("-p", str(first.pid))
+        c = socket.create_connection(("127.0.0.1", port))
+        http_request(c, "/first")
+        first.stop()
+        with NodeServer(5000, port=port) as second:
+            c = socket.create_connection(("127.0.0.1", port))
+            http_request(c, "/second")
+            c.close()
+            time.sleep(1.0)	# katrace looks at its processes twice a second
+            check(kt.p.poll() is None, "katrace stopped at the first exit")
+            recs = kt.finish()
+    check(f"pid {first.pid} exited; following its ports" in kt.stderr, (first.pid, kt.stderr))
+    exits = [r for r in recs if r["type"] == "process_exit"]
+    check([r["pid"] for r in exits] == [first.pid], exits)
+    ups = [r for r in recs if r["type"] == "listener" and r["state"] == "up"]
+    check([r["pid"] for r in ups] == [first.pid, second.pid], ups)
+    second_close = [r for r in recs if r["type"] == "close" and r["last_request"] == "GET /second"]
+    check(second_close and second_close[0]["pid"] == second.pid, recs)
 
 
 def test_error_not_root():
