@@ -61,7 +61,7 @@ def test_peer_reset_peer_rst(level=None):
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         port = local_port(c)
         c.close()	# SO_LINGER 0: close sends RST
-        time.sleep(0.2)
+        time.sleep(0.5)	# Node frees the socket once it has handled the reset
         r = by_rport(kt.records(), port)
     check(r["closed_by"] == "peer-rst", r)
     check(r["states"][-1] == "CLOSE", r["states"])

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "advice.h"
 #include "analyze.h"
 
@@ -171,6 +172,13 @@ void analyze_lost(struct analyzer *a, const struct lost *l)
 		if (l->waited_ms > s->causes.waited_max_ms)
 			s->causes.waited_max_ms = l->waited_ms;
 	}
+	if (l->cause == CAUSE_PROXY_TIMEOUT && l->answered_ms >= 0) {
+		if (!s->causes.answered || l->answered_ms < s->causes.answered_min_ms)
+			s->causes.answered_min_ms = l->answered_ms;
+		if (l->answered_ms > s->causes.answered_max_ms)
+			s->causes.answered_max_ms = l->answered_ms;
+		s->causes.answered++;
+	}
 	s->causes.lost[l->cause]++;
 }
 
@@ -197,18 +205,59 @@ static struct service *local_service(struct analyzer *a, uint16_t port)
 	return service_of(a, &tmp, &tmp.t);
 }
 
-void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns)
+/* "05:44:51.2" */
+static void clock_text(const struct analyzer *a, uint64_t mono_ns, char *buf, size_t len)
+{
+	int64_t wall = (int64_t)mono_ns + a->wall_offset_ns;
+	time_t sec = wall / 1000000000;
+	struct tm tm;
+	char hms[16];
+
+	localtime_r(&sec, &tm);
+	strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%d", hms, (int)(wall % 1000000000 / 100000000));
+}
+
+/* The first window in words: when, who went (its exit, if it exited), who
+ * listens again. */
+static void window_text(const struct analyzer *a, const struct service *s, uint64_t from_ns,
+			uint64_t to_ns, const struct listen_entry *next, char *out, size_t len)
+{
+	const struct causes *c = &s->causes;
+	char from[24], to[24], status[32], went[80] = "";
+	size_t n;
+
+	clock_text(a, from_ns, from, sizeof(from));
+	clock_text(a, to_ns, to, sizeof(to));
+	if (c->exits && c->last_exit_code & 0x7f)
+		snprintf(status, sizeof(status), "signal %d", c->last_exit_code & 0x7f);
+	else
+		snprintf(status, sizeof(status), "exit code %d", (c->last_exit_code >> 8) & 0xff);
+	if (c->exits)
+		snprintf(went, sizeof(went), ": %s[%u] exited (%s)", c->exit_comm, c->exit_pid,
+			 status);
+	n = snprintf(out, len, "down from %s to %s (%.1f s)%s", from, to, (to_ns - from_ns) / 1e9,
+		     went);
+	if (n < len)
+		snprintf(out + n, len - n, next ? "%s %.*s[%u] listening again" : "%s still down",
+			 went[0] ? "," : ":", TASK_COMM_LEN, next ? next->comm : "",
+			 next ? next->tgid : 0);
+}
+
+void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns,
+			   const struct listen_entry *next)
 {
 	struct service *s = local_service(a, port);
 
-	if (!s)
+	if (!s || to_ns < from_ns)
 		return;
 	if (!s->causes.down_windows++) {
 		s->causes.down_from_ns = from_ns;
-		s->causes.down_to_ns = to_ns;
+		s->causes.down_to_ns = next ? to_ns : 0;
+		window_text(a, s, from_ns, to_ns, next, s->causes.first_window,
+			    sizeof(s->causes.first_window));
 	}
-	if (to_ns > from_ns)
-		s->causes.down_ms += (to_ns - from_ns) / 1e6;
+	s->causes.down_ms += (to_ns - from_ns) / 1e6;
 }
 
 void analyze_exit(struct analyzer *a, uint16_t port, uint32_t pid, const char *comm, int exit_code)
@@ -453,10 +502,10 @@ static void down_finding(const struct service *s, struct verdict *v)
 		return;
 	}
 	snprintf(f->evidence, sizeof(f->evidence),
-		 "the listener of %s went down %u time%s, %.1f s in all; %llu connection "
-		 "attempt%s refused",
-		 s->name, c->down_windows, c->down_windows == 1 ? "" : "s", c->down_ms / 1000,
-		 (unsigned long long)c->refused, c->refused == 1 ? " was" : "s were");
+		 "listener %s %s; down %u time%s, %.1f s in all; %llu connection attempt%s refused",
+		 s->name, c->first_window, c->down_windows, c->down_windows == 1 ? "" : "s",
+		 c->down_ms / 1000, (unsigned long long)c->refused,
+		 c->refused == 1 ? " was" : "s were");
 	snprintf(f->fix, sizeof(f->fix),
 		 "keep listening until the load balancer has taken the target out of rotation "
 		 "(deregister, then drain, then close the listener: a preStop delay, or a SIGTERM "

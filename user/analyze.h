@@ -44,14 +44,17 @@ struct service {
 	struct causes {
 		uint64_t lost[N_CAUSES];
 		char examples[N_CAUSES][LOST_EXAMPLES][HTTP_MAX_PATH + 24];
-		double waited_min_ms, waited_max_ms; /* proxy_timeout: how long it waited */
-		uint64_t refused;		     /* connection attempts refused */
-		uint32_t exits;			     /* backend exits with the port in use */
-		int last_exit_code;		     /* as wait(2) reports it */
+		double waited_min_ms, waited_max_ms;	 /* proxy_timeout: how long it waited */
+		double answered_min_ms, answered_max_ms; /* and when the backend answered */
+		uint64_t answered;			 /* how many it answered too late */
+		uint64_t refused;			 /* connection attempts refused */
+		uint32_t exits;				 /* backend exits with the port in use */
+		int last_exit_code;			 /* as wait(2) reports it */
 		char exit_comm[TASK_COMM_LEN];
 		uint32_t exit_pid;
 		uint32_t down_windows;		   /* times the listener went down */
 		uint64_t down_from_ns, down_to_ns; /* the first window (to: 0 if still down) */
+		char first_window[200];		   /* it in words: who went, who came back */
 		double down_ms;			   /* all windows together */
 	} causes;
 };
@@ -88,8 +91,9 @@ struct verdict {
 struct analyzer {
 	struct service svc[MAX_SERVICES];
 	int n;
-	uint64_t untracked; /* connections past MAX_SERVICES services */
-	double margin_ms;   /* --margin: how much the backend must outlast the peer */
+	uint64_t untracked;	/* connections past MAX_SERVICES services */
+	double margin_ms;	/* --margin: how much the backend must outlast the peer */
+	int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for times in words */
 	uint64_t rng;
 };
 
@@ -103,9 +107,10 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 /* A lost request on connection c (NULL if it matched none). */
 void analyze_lost(struct analyzer *a, const struct lost *l);
 void analyze_refused(struct analyzer *a, const struct refused *r);
-/* The listener of local port went down at from_ns (up again at to_ns, 0:
- * still down). */
-void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns);
+/* The listener of local port went down at from_ns, and next (a process
+ * listening again) at to_ns, or is still down at to_ns (next NULL). */
+void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns,
+			   const struct listen_entry *next);
 /* A process that listened on local port exited. */
 void analyze_exit(struct analyzer *a, uint16_t port, uint32_t pid, const char *comm, int exit_code);
 struct cluster infer_timeout(const double *ms, uint32_t n);

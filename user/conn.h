@@ -89,6 +89,8 @@ struct lost {
 	double close_to_request_ms; /* may be < 0 (see README); NAN: unknown */
 	double idle_ms;		    /* < 0: unknown */
 	double waited_ms;	    /* how long it was outstanding before the close; < 0: unknown */
+	double answered_ms;	    /* the backend answered this long after it came, once the
+				       peer had given up; < 0: it did not */
 	const char *reason;	    /* sk_rst_reason name, NULL if unknown */
 	struct other_end other;
 };

@@ -10,6 +10,7 @@ struct conn_rec {
 	bool closing;		/* an EV_CLOSE arrived */
 	uint64_t peer_rst_ns;	/* a RST arrived from the peer */
 	struct http_state http; /* from the kernel's accounting, at each event */
+	bool gave_up;		/* the peer closed it with a request outstanding */
 	/* internal */
 	struct conn_rec *hnext, *lru_prev, *lru_next;
 };

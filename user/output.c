@@ -209,6 +209,7 @@ static void lost_json(struct output *o, const struct lost *l, const char *laddr,
 	json_string_or_null(o->f, l->reason);
 	fprintf(o->f, ",\"cause\":\"%s\"", cause_name(l->cause));
 	json_ms(o->f, "waited_ms", l->waited_ms);
+	json_ms(o->f, "answered_ms", l->answered_ms);
 	fputs(",\"other_end\":", o->f);
 	if (l->other.seen) {
 		fputs("{\"pid\":", o->f);
@@ -297,6 +298,8 @@ static void lost_text_cause(struct output *o, const struct lost *l, const char *
 	}
 	if (l->waited_ms >= 0)
 		fprintf(o->f, " after %.1f ms", l->waited_ms);
+	if (l->answered_ms >= 0)
+		fprintf(o->f, "; the backend answered %.1f ms after it came", l->answered_ms);
 	fprintf(o->f, " (%s)\n", cause_name(l->cause));
 }
 

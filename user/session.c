@@ -77,6 +77,7 @@ struct session *session_new(const struct session_opts *o)
 		return NULL;
 	}
 	analyzer_init(&s->an, o->margin_ms);
+	s->an.wall_offset_ns = o->out.wall_offset_ns;
 	s->out = o->out;
 	s->full_path = o->full_path;
 	s->pid_filter = o->pid_filter;
@@ -92,6 +93,7 @@ void session_set_reset_reasons(struct session *s, const char (*names)[RST_REASON
 void session_use_header(struct session *s, const struct capture_header *h)
 {
 	s->out.wall_offset_ns = h->wall_offset_ns;
+	s->an.wall_offset_ns = h->wall_offset_ns;
 	s->pid_filter = h->flags & CAPTURE_F_PID_FILTER;
 	session_set_reset_reasons(s, h->rst_reasons);
 }
@@ -355,8 +357,12 @@ static void on_listen(struct session *s, const struct owner_event *e)
 		l = &s->listeners[s->nlisteners++];
 	if (!l)
 		return;
-	if (e->up && !l->up && l->down_ns)
-		analyze_listener_down(&s->an, e->t.lport, l->down_ns, e->h.ts_ns);
+	if (e->up && !l->up && l->down_ns) {
+		struct listen_entry next = { .t = e->t, .tgid = e->tgid };
+
+		memcpy(next.comm, e->comm, sizeof(next.comm));
+		analyze_listener_down(&s->an, e->t.lport, l->down_ns, e->h.ts_ns, &next);
+	}
 	l->e.t = e->t;
 	l->e.tgid = e->tgid;
 	memcpy(l->e.comm, e->comm, sizeof(l->e.comm));
@@ -410,6 +416,7 @@ static void lost_from_conn(struct lost *l, const struct conn_rec *r, enum lost_s
 	double idle;
 
 	memset(l, 0, sizeof(*l));
+	l->answered_ms = -1;
 	l->side = side;
 	l->matched = true;
 	l->conn = r->c;
@@ -419,6 +426,19 @@ static void lost_from_conn(struct lost *l, const struct conn_rec *r, enum lost_s
 	conn_wait(&r->c, &r->http, end_ns, &idle, &l->waited_ms);
 	l->idle_ms = idle;
 	l->ts_ns = r->c.close_ns - (uint64_t)(l->waited_ms > 0 ? l->waited_ms * 1e6 : 0);
+}
+
+/* The peer gave up on a request the backend answered later. */
+static void answered_too_late(struct session *s, const struct conn_rec *r)
+{
+	struct lost l;
+
+	lost_from_conn(&l, r, LOST_AT_SERVER, r->c.close_ns);
+	l.cause = CAUSE_PROXY_TIMEOUT;
+	l.ts_ns = r->http.last_request_ns;
+	l.waited_ms = span_ms(r->http.last_request_ns, r->c.close_ns);
+	l.answered_ms = span_ms(r->http.last_request_ns, r->http.last_response_ns);
+	report_lost(s, &l);
 }
 
 /* The backend's end closed with a request it had read and not answered. */
@@ -438,7 +458,8 @@ static void server_failed(struct session *s, struct conn_rec *r, uint64_t end_ns
 
 /* The proxy's end (a client) closed with its last request unanswered. The
  * race: the request went out on a connection that had idled, and the
- * backend's FIN came before it or its RST right after it. */
+ * backend's FIN came before it or its RST right after it, not from a
+ * backend exiting on this host. */
 static void client_failed(struct session *s, struct conn_rec *r, uint64_t end_ns)
 {
 	bool by_peer = r->c.closed_by == CLOSED_PEER_FIN || r->c.closed_by == CLOSED_PEER_RST;
@@ -457,6 +478,8 @@ static void client_failed(struct session *s, struct conn_rec *r, uint64_t end_ns
 	}
 	if (!by_peer)
 		l.cause = CAUSE_PROXY_TIMEOUT;
+	else if (r->c.peer_exiting) /* its FIN or RST came from the exiting backend */
+		l.cause = CAUSE_BACKEND_EXIT;
 	else if (r->peer_rst_ns &&
 		 span_ms(conn_idle_since(&r->c, &r->http), l.ts_ns) >= MIN_IDLE_MS)
 		l.cause = CAUSE_KEEPALIVE_RACE;
@@ -469,9 +492,17 @@ static void client_failed(struct session *s, struct conn_rec *r, uint64_t end_ns
  * by the way requests went (a connection adopted mid-way has no role). */
 static void conn_failed(struct session *s, struct conn_rec *r, uint64_t end_ns)
 {
-	if (r->http.lost_reported || !r->c.close_ns || !conn_served(&r->c, &r->http) ||
-	    !conn_outstanding(&r->c, &r->http))
+	if (r->http.lost_reported || !r->c.close_ns || !conn_served(&r->c, &r->http))
 		return;
+	if (!conn_outstanding(&r->c, &r->http)) {
+		/* answered after the peer's close (a send counted at its
+		 * return may trail a close it caused on one host) */
+		if (r->gave_up && r->http.counted && r->http.last_response_ns > r->c.close_ns) {
+			r->http.lost_reported = true;
+			answered_too_late(s, r);
+		}
+		return;
+	}
 	r->http.lost_reported = true;
 	if (r->c.role != ROLE_CLIENT && r->http.req_dir == DIR_IN)
 		server_failed(s, r, end_ns);
@@ -489,10 +520,15 @@ static void on_close(struct session *s, const struct conn_event *e)
 	if (r->c.start_ns != e->c.start_ns || r->c.t.lport != e->c.t.lport) {
 		memset(&r->http, 0, sizeof(r->http));
 		r->peer_rst_ns = 0;
+		r->gave_up = false;
 	}
 	r->c = e->c;
 	conn_read_http(&r->c, s->full_path, &r->http);
 	r->closing = true;
+	/* the backend may still answer after the peer gave up: decided now */
+	r->gave_up = (r->c.closed_by == CLOSED_PEER_FIN || r->c.closed_by == CLOSED_PEER_RST) &&
+		     r->c.role != ROLE_CLIENT && r->http.req_dir == DIR_IN &&
+		     conn_served(&r->c, &r->http) && conn_outstanding(&r->c, &r->http);
 }
 
 static void on_destroy(struct session *s, const struct conn_event *e)
@@ -550,6 +586,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 			  .close_to_request_ms = NAN,
 			  .idle_ms = -1,
 			  .waited_ms = -1,
+			  .answered_ms = -1,
 			  .t = e->t };
 	size_t used;
 	uint64_t arrived = e->payload_src == SRC_ARRIVED ? e->arrived_ns : e->h.ts_ns;
@@ -797,6 +834,12 @@ static void flush_open(struct conn_rec *r, void *arg)
 
 void session_finish(struct session *s)
 {
+	int i;
+
+	for (i = 0; i < s->nlisteners; i++) /* down to the end */
+		if (!s->listeners[i].up && s->listeners[i].down_ns)
+			analyze_listener_down(&s->an, s->listeners[i].e.t.lport,
+					      s->listeners[i].down_ns, s->last_ts_ns, NULL);
 	conntab_each(&s->conns, flush_open, s);
 	flush_held(s, 0, true);
 }
