@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Lowest first. A module is a user/NAME.c with its NAME.h, or a header alone.
 LAYERS = [
     {"katrace", "http_methods"},                 # bpf/: the records, shared with BPF
-    {"http", "advice", "args", "counters", "loader", "procfs"},
+    {"http", "advice", "args", "counters", "loader", "procfs", "endpoint"},
     {"conn"},                                    # the connection model
     {"conntab", "capture"},
     {"analyze"},

@@ -195,3 +195,62 @@ def test_runs_with_only_cap_bpf_and_cap_perfmon():
     closes = [r for r in recs if r["type"] == "close"]
     check(len(closes) == 1 and closes[0]["pid"] == srv.pid and
           closes[0]["closed_by"] == "local-fin" and closes[0]["idle_ms"] > 1000, recs)
+
+
+def test_no_metrics_client_stalls_the_daemon():
+    """While connections churn on the traced port, a client trickling a byte
+    every 0.3 s, a thousand idle connections and one sending garbage are all
+    held open on the metrics endpoint: every scrape is answered within a
+    second, the garbage gets a 404, and the ring buffer drops nothing."""
+    import resource
+    import threading
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    with NodeServer(keepalive_ms=100) as srv, Daemon("--port", str(srv.port)) as d:
+        addr = ("127.0.0.1", d.metrics_port)
+        stop = threading.Event()
+
+        def churn():
+            while not stop.is_set():
+                c = socket.create_connection(("127.0.0.1", srv.port))
+                http_request(c, "/churn")
+                c.close()
+
+        def trickle():
+            with socket.create_connection(addr) as t:
+                for b in b"GET /metrics HTTP/1.1\r\n":
+                    if stop.is_set():
+                        return
+                    try:
+                        t.send(bytes([b]))
+                    except OSError:
+                        return	# dropped at its deadline: as it should be
+                    time.sleep(0.3)
+
+        workers = [threading.Thread(target=churn) for _ in range(2)]
+        workers.append(threading.Thread(target=trickle))
+        for w in workers:
+            w.start()
+        idle = [socket.create_connection(addr) for _ in range(1000)]
+        garbage = socket.create_connection(addr)
+        garbage.sendall(os.urandom(3000))
+        try:
+            took = []
+            for _ in range(5):
+                t0 = time.monotonic()
+                m = d.metrics()
+                took.append(time.monotonic() - t0)
+                time.sleep(0.2)
+            garbage.settimeout(2)
+            answer = garbage.recv(100)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(10)
+            for s in idle:
+                s.close()
+            garbage.close()
+    check(max(took) < 1.0, f"scrapes took {took}")
+    check(answer.startswith(b"HTTP/1.1 404"), answer)
+    check(value(m, "katrace_ringbuf_dropped_events_total") == 0, m)
+    check(value(m, "katrace_events_total") > 20, m)

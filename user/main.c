@@ -19,6 +19,7 @@
 #include "capture.h"
 #include "check.h"
 #include "loader.h"
+#include "endpoint.h"
 #include "metrics.h"
 #include "procfs.h"
 #include "session.h"
@@ -409,7 +410,7 @@ struct live {
 	struct session *s;
 	struct tracer *t;
 	struct capture *cap;
-	int metrics_fd;
+	struct endpoint *metrics;
 	uint64_t deadline, last_check, drops_seen, drain_until, last_metrics;
 };
 
@@ -495,7 +496,6 @@ static int start_live(struct live *l)
 	};
 	char reasons[MAX_RST_REASONS][RST_REASON_LEN];
 
-	l->metrics_fd = -1;
 	l->t = tracer_open(&o, session_event, l->s);
 	if (!l->t)
 		return -1;
@@ -511,7 +511,8 @@ static int start_live(struct live *l)
 	for (int i = 0; i < env.ntgids; i++)
 		session_follow(l->s, env.tgids[i]);
 	seed_listeners(l->s, l->t);
-	if (env.metrics_addr && (l->metrics_fd = metrics_listen(env.metrics_addr)) < 0)
+	if (env.metrics_addr && !(l->metrics = endpoint_open(env.metrics_addr, "/metrics",
+							     "text/plain; version=0.0.4")))
 		return -1;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -572,18 +573,27 @@ static void check_health(struct live *l, uint64_t now)
 	}
 }
 
+/* GET /metrics: the run's counters as they are now, and the session's. */
+static int render_metrics(void *ctx, FILE *f)
+{
+	struct live *l = ctx;
+	struct run_counters n;
+
+	run_counters(l->s, l->t, &n);
+	metrics_render(f, l->s, &n);
+	return 0;
+}
+
 /* One turn of the event loop; false when the run is over. */
 static bool tick(struct live *l)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = tracer_fd(l->t), .events = POLLIN },
-		{ .fd = l->metrics_fd, .events = POLLIN },
-	};
+	struct pollfd pfd[1 + ENDPOINT_POLLFDS] = { { .fd = tracer_fd(l->t), .events = POLLIN } };
+	int npfd = 1 + (l->metrics ? endpoint_pollfds(l->metrics, pfd + 1) : 0);
 	struct run_counters n;
 	uint64_t now;
 	int err;
 
-	if (poll(pfd, l->metrics_fd >= 0 ? 2 : 1, 100) < 0 && errno != EINTR) {
+	if (poll(pfd, npfd, 100) < 0 && errno != EINTR) {
 		fprintf(stderr, "katrace: poll failed: %s\n", strerror(errno));
 		return false;
 	}
@@ -592,10 +602,9 @@ static bool tick(struct live *l)
 		fprintf(stderr, "katrace: ring buffer read failed: %s\n", strerror(-err));
 		return false;
 	}
-	if (l->metrics_fd >= 0 && (pfd[1].revents & POLLIN)) {
-		run_counters(l->s, l->t, &n);
-		metrics_serve_one(l->metrics_fd, l->s, &n);
-	}
+	if (l->metrics)
+		endpoint_serve(l->metrics, pfd + 1, npfd - 1, now_ns(CLOCK_MONOTONIC) / 1000000,
+			       render_metrics, l);
 	handle_requests(l);
 	if (env.ntgids) /* before the new process's connections end */
 		follow_successors(l->t, l->s);
@@ -646,15 +655,14 @@ static int finish_live(struct live *l)
 
 static void close_live(struct live *l)
 {
-	if (l->metrics_fd >= 0)
-		close(l->metrics_fd);
+	endpoint_close(l->metrics);
 	tracer_close(l->t);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
-	struct live l = { .metrics_fd = -1 };
+	struct live l = {};
 	FILE *log;
 	int err;
 
