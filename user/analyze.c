@@ -103,6 +103,19 @@ static void set_comm(char *dst, const char *comm)
 		snprintf(dst, TASK_COMM_LEN, "%.*s", TASK_COMM_LEN - 1, comm);
 }
 
+/* Slot k holds [2^k, 2^(k+1)) ms; slot 0 also what is under 1 ms. */
+static int log2_slot(double ms)
+{
+	uint64_t v = (uint64_t)ms;
+	int k = 0;
+
+	while (v > 1 && k < LOG2_SLOTS - 1) {
+		v >>= 1;
+		k++;
+	}
+	return k;
+}
+
 void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_state *h,
 		  bool genuine)
 {
@@ -135,8 +148,10 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 		;
 	st->hist[b]++;
 	st->hist_sum_s += idle / 1000;
-	if (idle >= MIN_IDLE_MS)
+	if (idle >= MIN_IDLE_MS) {
 		add_idle(a, st, idle);
+		st->log2_ms[log2_slot(idle)]++;
+	}
 }
 
 static void add_example(char (*examples)[HTTP_MAX_PATH + 24], uint64_t n, const char *what)

@@ -16,6 +16,8 @@
 /* clang-format on */
 #define N_IDLE_BUCKETS 15
 
+#define LOG2_SLOTS 32
+
 struct idle_stats {
 	uint64_t hist[N_IDLE_BUCKETS + 1]; /* every close of an HTTP connection; last: +Inf */
 	double hist_sum_s;
@@ -23,6 +25,7 @@ struct idle_stats {
 	double min_ms, max_ms;
 	double *samples; /* up to MAX_SAMPLES, a uniform sample past that */
 	uint32_t nsamples;
+	uint64_t log2_ms[LOG2_SLOTS]; /* idle closes by power of two of ms, as bcc's tools */
 };
 
 /* The densest group of close times: a side's effective timeout. */

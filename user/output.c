@@ -524,6 +524,31 @@ static void summary_json(struct output *o, const struct analyzer *a, const struc
 	fputs("]}\n", o->f);
 }
 
+/* The idle closes of one side as a log2 histogram, in bcc's tools' form. */
+static void log2_text(FILE *f, const char *who, const struct idle_stats *st)
+{
+	uint64_t most = 0;
+	int k, first = -1, last = -1, stars;
+
+	for (k = 0; k < LOG2_SLOTS; k++) {
+		if (!st->log2_ms[k])
+			continue;
+		first = first < 0 ? k : first;
+		last = k;
+		most = st->log2_ms[k] > most ? st->log2_ms[k] : most;
+	}
+	if (first < 0)
+		return;
+	fprintf(f, "  idle at close by the %s\n  %22s : %-8s %s\n", who, "msecs", "count",
+		"distribution");
+	for (k = first; k <= last; k++) {
+		stars = (int)(st->log2_ms[k] * 40 / most);
+		fprintf(f, "  %9llu -> %-9llu : %-8llu |%-40.*s|\n", 1ULL << k, (2ULL << k) - 1,
+			(unsigned long long)st->log2_ms[k], stars,
+			"****************************************");
+	}
+}
+
 static void service_text(FILE *f, const struct service *s, const struct verdict *v)
 {
 	const char *comm = s->local ? s->backend_comm : s->peer_comm;
@@ -534,6 +559,8 @@ static void service_text(FILE *f, const struct service *s, const struct verdict 
 		comm, (unsigned long long)s->conns);
 	idle_line(f, "backend:", &s->backend, &v->backend, &v->backend_pct, false);
 	idle_line(f, "peer:", &s->peer, &v->peer, &v->peer_pct, false);
+	log2_text(f, "backend", &s->backend);
+	log2_text(f, "peer", &s->peer);
 	if (s->max_reuse_gap_ms >= MIN_IDLE_MS)
 		fprintf(f,
 			"  the peer reused connections idle up to %.1f ms (its timeout is at least that)\n",

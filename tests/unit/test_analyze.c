@@ -92,6 +92,10 @@ static void one_close_only(void)
 	http_conn(s, 1, ROLE_SERVER, 8080, 5000, 1000, 1, 0, 1201.3, CLOSED_LOCAL_FIN);
 	svc = find(s, ":8080");
 	CHECK(svc && svc->backend.n == 1, "service");
+	/* the terminal histogram's slot: [1024, 2048) ms */
+	CHECK(svc->backend.log2_ms[10] == 1 && svc->backend.log2_ms[9] == 0 &&
+		      svc->backend.log2_ms[11] == 0,
+	      "log2 slots");
 	analyze_verdict(session_analysis(s), svc, &v);
 	CHECK(v.backend.found && v.backend.count == 1 && fabs(v.backend.value_ms - 1201.3) < 0.01,
 	      "%f", v.backend.value_ms);
