@@ -101,24 +101,41 @@ int endpoint_pollfds(const struct endpoint *e, struct pollfd *p)
 	return n;
 }
 
-/* A free slot, or the oldest client still reading its request (dropped). */
+/* Whether a is the better one to drop: one that has sent nothing yet goes
+ * before one that has sent part of its request, the older first. */
+static bool worse(const struct client *a, const struct client *b)
+{
+	if (!b)
+		return true;
+	if (!a->have != !b->have)
+		return !a->have;
+	return a->accepted_ms < b->accepted_ms;
+}
+
+/* A free slot, or that of the client to drop among those still reading. */
 static struct client *slot(struct endpoint *e)
 {
-	struct client *oldest = NULL;
+	struct client *victim = NULL;
 	int i;
 
 	for (i = 0; i < ENDPOINT_MAX_CLIENTS; i++) {
 		if (e->c[i].fd < 0)
 			return &e->c[i];
-		if (!e->c[i].writing && (!oldest || e->c[i].accepted_ms < oldest->accepted_ms))
-			oldest = &e->c[i];
+		if (!e->c[i].writing && worse(&e->c[i], victim))
+			victim = &e->c[i];
 	}
-	if (oldest)
-		drop(oldest);
-	return oldest;
+	if (victim)
+		drop(victim);
+	return victim;
 }
 
-static void accept_all(struct endpoint *e, uint64_t now_ms)
+static void read_request(struct endpoint *e, struct client *c, uint64_t now_ms, render_fn render,
+			 void *ctx);
+static void write_answer(struct client *c);
+
+/* Every connection waiting: a scraper's request is usually there with it,
+ * and read at once (answered, it can no longer be dropped for a newcomer). */
+static void accept_all(struct endpoint *e, uint64_t now_ms, render_fn render, void *ctx)
 {
 	struct client *c;
 	int fd;
@@ -132,6 +149,9 @@ static void accept_all(struct endpoint *e, uint64_t now_ms)
 		c->fd = fd;
 		c->accepted_ms = now_ms;
 		c->deadline_ms = now_ms + REQUEST_MS;
+		read_request(e, c, now_ms, render, ctx);
+		if (c->fd >= 0 && c->writing)
+			write_answer(c);
 	}
 }
 
@@ -236,7 +256,7 @@ void endpoint_serve(struct endpoint *e, const struct pollfd *p, int n, uint64_t 
 			write_answer(c);
 	}
 	if (p[0].revents & POLLIN)
-		accept_all(e, now_ms);
+		accept_all(e, now_ms, render, ctx);
 	for (i = 0; i < ENDPOINT_MAX_CLIENTS; i++)
 		if (e->c[i].fd >= 0 && now_ms >= e->c[i].deadline_ms)
 			drop(&e->c[i]);
