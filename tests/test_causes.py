@@ -55,14 +55,16 @@ def check_lost_exact(r, statuses, causes):
     record in each view, with the cause that view can know, and named where
     the kernel let BPF see it (an exit aborts unread requests on busy
     connections, whose arrivals are not kept: counted, request null). From
-    the proxy, an attempt it retried on another connection and then had
-    answered is reported too: the kernel shows the attempt failing."""
+    the proxy, an attempt it made again on another connection is reported
+    too (the kernel shows the first attempt failing): such a request is one
+    the proxy then answered, or failed otherwise (a refused re-send)."""
     truth = failed_by_proxy(r, statuses)
     for view in VIEWS:
         lost = records(r, view, "lost_request")
         named = sorted(x["request"] for x in lost if x["request"])
         retried = set(named) - set(truth) if view == "proxy" else set()
-        check(retried <= set(r["answered"]), (view, sorted(retried)))
+        check(retried <= set(r["answered"]) | {f["request"] for f in r["proxy_failed"]},
+              (view, sorted(retried)))
         check(len(lost) - len(retried) == len(truth) and len(set(named)) == len(named) and
               set(named) - retried <= set(truth),
               f"{r['proxy']} {r['scenario']}, {view}: lost {named} (+{len(lost) - len(named)} "
