@@ -54,15 +54,15 @@ def check_lost_exact(r, statuses, causes):
     """Each request the proxy failed with these statuses is one lost_request
     record in each view, with the cause that view can know, and named where
     the kernel let BPF see it (an exit aborts unread requests on busy
-    connections, whose arrivals are not kept: counted, request null). From
-    the proxy, an attempt it made again on another connection is reported
-    too (the kernel shows the first attempt failing): such a request is one
-    the proxy then answered, or failed otherwise (a refused re-send)."""
+    connections, whose arrivals are not kept: counted, request null). An
+    attempt the proxy made again on another connection is reported too (the
+    kernel shows the first attempt failing): such a request is one the proxy
+    then answered, or failed otherwise (a refused re-send)."""
     truth = failed_by_proxy(r, statuses)
     for view in VIEWS:
         lost = records(r, view, "lost_request")
         named = sorted(x["request"] for x in lost if x["request"])
-        retried = set(named) - set(truth) if view == "proxy" else set()
+        retried = set(named) - set(truth)
         check(retried <= set(r["answered"]) | {f["request"] for f in r["proxy_failed"]},
               (view, sorted(retried)))
         check(len(lost) - len(retried) == len(truth) and len(set(named)) == len(named) and
