@@ -495,9 +495,11 @@ static void conn_failed(struct session *s, struct conn_rec *r, uint64_t end_ns)
 	if (r->http.lost_reported || !r->c.close_ns || !conn_served(&r->c, &r->http))
 		return;
 	if (!conn_outstanding(&r->c, &r->http)) {
-		/* answered after the peer's close (a send counted at its
-		 * return may trail a close it caused on one host) */
-		if (r->gave_up && r->http.counted && r->http.last_response_ns > r->c.close_ns) {
+		/* answered well after the peer's close: a send is stamped
+		 * at its return, which on one host can trail the close it
+		 * caused (the client read the answer and closed) */
+		if (r->gave_up && r->http.counted &&
+		    r->http.last_response_ns > r->c.close_ns + MIN_IDLE_MS * 1000000ULL) {
 			r->http.lost_reported = true;
 			answered_too_late(s, r);
 		}
