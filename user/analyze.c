@@ -202,12 +202,8 @@ void analyze_refused(struct analyzer *a, const struct refused *r)
 	struct conn tmp = { .t = r->t, .role = r->at_server ? ROLE_SERVER : ROLE_CLIENT };
 	struct service *s;
 
-	if (!r->at_server) { /* the connecting end: its remote is the service */
-		memcpy(tmp.t.laddr, r->t.raddr, sizeof(tmp.t.laddr));
-		memcpy(tmp.t.raddr, r->t.laddr, sizeof(tmp.t.raddr));
-		tmp.t.lport = r->t.rport;
-		tmp.t.rport = r->t.lport;
-	}
+	if (!r->at_server) /* the connecting end: its remote is the service */
+		tmp.t = tuple_reversed(&r->t);
 	s = service_of(a, &tmp, &tmp.t);
 	if (s)
 		s->causes.refused++;

@@ -181,6 +181,17 @@ bool same_tuple(const struct tuple *a, const struct tuple *b)
 	       same_addr(a->family, a->raddr, b->family, b->raddr);
 }
 
+struct tuple tuple_reversed(const struct tuple *t)
+{
+	struct tuple r = *t;
+
+	memcpy(r.laddr, t->raddr, sizeof(r.laddr));
+	memcpy(r.raddr, t->laddr, sizeof(r.raddr));
+	r.lport = t->rport;
+	r.rport = t->lport;
+	return r;
+}
+
 void format_endpoint(const struct tuple *t, bool local, char *buf, size_t len)
 {
 	uint16_t family = t->family;

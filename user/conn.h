@@ -47,6 +47,8 @@ bool conn_outstanding(const struct conn *c, const struct http_state *h);
 /* The same two ends; an IPv4 peer of a dual-stack socket (::ffff:a.b.c.d)
  * equals its IPv4 form. */
 bool same_tuple(const struct tuple *a, const struct tuple *b);
+/* The same connection as its other end sees it: local and remote swapped. */
+struct tuple tuple_reversed(const struct tuple *t);
 /* "ip:port", "[ip6]:port"; IPv4-mapped IPv6 prints as IPv4. */
 void format_endpoint(const struct tuple *t, bool local, char *buf, size_t len);
 

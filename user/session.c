@@ -193,12 +193,8 @@ static struct held *hold(struct session *s, unsigned int kind)
 /* The same connection seen from its other end on this host. */
 static bool reversed(const struct tuple *a, const struct tuple *b)
 {
-	struct tuple r = *b;
+	struct tuple r = tuple_reversed(b);
 
-	memcpy(r.laddr, b->raddr, sizeof(r.laddr));
-	memcpy(r.raddr, b->laddr, sizeof(r.raddr));
-	r.lport = b->rport;
-	r.rport = b->lport;
 	return same_tuple(a, &r);
 }
 
@@ -634,10 +630,7 @@ static void refused(struct session *s, const struct reset_event *e)
 	struct held *h;
 
 	if (!e->sent) { /* the connecting end: the refusing port is its remote */
-		memcpy(r.t.laddr, e->t.raddr, sizeof(r.t.laddr));
-		memcpy(r.t.raddr, e->t.laddr, sizeof(r.t.raddr));
-		r.t.lport = e->t.rport;
-		r.t.rport = e->t.lport;
+		r.t = tuple_reversed(&e->t);
 		r.client.seen = true;
 		r.client.pid = e->tgid;
 		memcpy(r.client.comm, e->comm, sizeof(r.client.comm));
