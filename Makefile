@@ -43,13 +43,18 @@ $(BUILD)/vmlinux.h: | $(BUILD_OK)
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# The same programs, reading page fragments through skb dynptrs (Linux 6.12+):
+# the loader opens katrace_bpf's skeleton with this object where it fits.
+$(BUILD)/katrace_dynptr.bpf.o: bpf/katrace.bpf.c $(BUILD)/vmlinux.h
+	$(CLANG) $(BPF_CFLAGS) -DKATRACE_SKB_DYNPTR -c $< -o $@
+
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
 $(BUILD)/%.o: user/%.c | $(BUILD_OK)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/loader.o: $(BUILD)/katrace.skel.h $(BUILD)/features.skel.h
+$(BUILD)/loader.o: $(BUILD)/katrace.skel.h $(BUILD)/katrace_dynptr.skel.h $(BUILD)/features.skel.h
 
 katrace: $(USER_OBJ)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@

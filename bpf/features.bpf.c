@@ -2,11 +2,14 @@
 /*
  * Feature probe: whether this kernel lets a tracing program read an skb
  * through a dynptr. The loader loads this one small program and throws it
- * away; katrace.bpf.c's dynptr programs are loaded only when it loaded.
+ * away; the dynptr build of katrace.bpf.c is loaded only when it loaded.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include "katrace.h"
+#define KATRACE_SKB_DYNPTR
 #include "core_fixes.bpf.h"
 
 SEC("tp_btf/tcp_probe")

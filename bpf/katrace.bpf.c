@@ -22,8 +22,6 @@
 #define PF_EXITING  0x00000004 /* include/linux/sched.h: macros are not in BTF */
 #define TCPHDR_SYN  0x02
 
-enum payload_mode { PAYLOAD_LINEAR, PAYLOAD_DYNPTR };
-
 /* Set by the loader before load. */
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
 const volatile bool filter_pid = false; /* only tgids in target_tgids */
@@ -583,25 +581,21 @@ static __always_inline __u32 read_kernel_bytes(__u8 *dst, const void *src, __u64
 	return n;
 }
 
-/* Copies up to want bytes of skb's TCP payload into dst: from the linear
- * area when it holds any, else through a dynptr when mode allows (page
- * fragments). Returns how many bytes it copied, 0 when it could not. */
-static __always_inline __u32 read_segment(const struct sk_buff *skb, void *payload, __u32 linear,
-					  __u8 *dst, __u64 want, enum payload_mode mode)
+/* Copies up to want bytes of skb's TCP payload (total bytes, linear of
+ * them in the linear area) into dst: from the linear area when it holds
+ * any, else from the page fragments (read_fragments, bpf/core_fixes.bpf.h).
+ * Returns how many bytes it copied, 0 when it could not. */
+static __always_inline __u32 read_segment(const struct sock *sk, const struct sk_buff *skb,
+					  void *payload, __u32 linear, __u32 total, __u8 *dst,
+					  __u64 want)
 {
-	struct bpf_dynptr dp;
-	__u32 off;
-
 	if (linear)
 		return read_kernel_bytes(dst, payload, linear < want ? linear : want);
-	if (mode != PAYLOAD_DYNPTR)
-		return 0;
 	want = payload_size(want);
-	off = payload - (void *)BPF_CORE_READ(skb, data);
-	if (!want || bpf_dynptr_from_skb((struct __sk_buff *)skb, 0, &dp) ||
-	    bpf_dynptr_read(dst, want, &dp, off, 0))
+	if (!want)
 		return 0;
-	return want;
+	/* a direct load: a probe-read temporary could take a dynptr's stack slot */
+	return read_fragments(sk, skb, skb->len - total, dst, want);
 }
 
 /* What the kernel handed tcp_send_reset or tcp_receive_reset as the socket. */
@@ -637,8 +631,8 @@ static __always_inline void close_on_peer_reset(struct conn *c, const struct soc
 
 /* The segment that provoked a sent reset: on a closing backend, the
  * request that was lost. */
-static __always_inline void fill_reset_segment(struct reset_event *e, const struct sk_buff *skb,
-					       enum payload_mode mode)
+static __always_inline void fill_reset_segment(struct reset_event *e, const struct sock *sk,
+					       const struct sk_buff *skb)
 {
 	__u32 linear = 0, total = 0;
 	void *payload = skb_payload(skb, &linear, &total);
@@ -646,10 +640,10 @@ static __always_inline void fill_reset_segment(struct reset_event *e, const stru
 	e->seg_len = total;
 	if (!payload || !total)
 		return;
-	e->payload_len = read_segment(skb, payload, linear, e->payload, total, mode);
+	e->payload_len = read_segment(sk, skb, payload, linear, total, e->payload, total);
 	if (e->payload_len) {
 		e->payload_src = SRC_SEGMENT;
-	} else if (!linear && mode != PAYLOAD_DYNPTR) {
+	} else if (!linear) {
 		e->payload_src = SRC_NONLINEAR;
 		count(CNT_UNREADABLE_RESET);
 	}
@@ -671,8 +665,44 @@ static __always_inline void fill_reset_arrival(struct reset_event *e, const stru
 	}
 }
 
+#define RB_DEPTH_WALKED 16
+
+/* A received RST: the first bytes this end sent that the peer had not
+ * acknowledged, from the head of its retransmit queue (on a proxy, the
+ * request the backend's RST answered). */
+static __always_inline void fill_reset_unacked(struct reset_event *e, const struct sock *sk)
+{
+	const struct rb_node *n = BPF_CORE_READ(sk, tcp_rtx_queue.rb_node);
+	const struct sk_buff *skb;
+	__u32 seq = 0, off, linear;
+
+	for (int i = 0; i < RB_DEPTH_WALKED && n; i++) { /* the leftmost: the oldest */
+		const struct rb_node *left = BPF_CORE_READ(n, rb_left);
+
+		if (!left)
+			break;
+		n = left;
+	}
+	if (!n)
+		return;
+	skb = (void *)n - bpf_core_field_offset(struct sk_buff, rbnode);
+	bpf_probe_read_kernel(&seq, sizeof(seq), (void *)skb + bpf_core_field_offset(skb->cb));
+	off = BPF_CORE_READ((struct tcp_sock *)sk, snd_una) - seq; /* TCP_SKB_CB(skb)->seq */
+	e->seg_len = BPF_CORE_READ(skb, len);
+	if (off >= e->seg_len)
+		return;
+	linear = e->seg_len - BPF_CORE_READ(skb, data_len);
+	if (off < linear)
+		e->payload_len =
+			read_kernel_bytes(e->payload, BPF_CORE_READ(skb, data) + off, linear - off);
+	else
+		e->payload_len = read_pages(sk, skb, off, e->payload, MAX_PAYLOAD);
+	if (e->payload_len)
+		e->payload_src = SRC_UNACKED;
+}
+
 static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb, int reason,
-				       bool sent, __u64 now, enum payload_mode mode)
+				       bool sent, __u64 now)
 {
 	int state = sk ? BPF_CORE_READ(sk, __sk_common.skc_state) : 0;
 	__u8 kind = sk_kind_of(sk, state);
@@ -685,8 +715,13 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 		/* a reset in SYN_SENT refuses a connect(): it closes nothing */
 		if (c && c->closed_by == CLOSED_NONE && !sent && state != TCP_SYN_SENT)
 			close_on_peer_reset(c, sk, now);
-		if (c && !wanted(c))
+		/* a RST the other end of a traced connection received may be
+		 * all there is of the request the traced end lost (its own RST
+		 * left no trace: bpf/core_fixes.bpf.h): sent as untracked */
+		if (c && !wanted(c) && sent)
 			return;
+		if (c && !wanted(c))
+			c = NULL;
 	}
 	/* Resets on sockets no longer in the table (timewait, none, or freed
 	 * already) are rare: send them all, user space matches their tuple. */
@@ -722,44 +757,35 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 	}
 	if (sent && skb) {
 		e->seg_flags = skb_tcp_flags(skb);
-		fill_reset_segment(e, skb, mode);
+		fill_reset_segment(e, sk, skb);
 	} else if (sent && c && c->proto == PROTO_HTTP) {
 		fill_reset_arrival(e, sk, key);
+	} else if (!sent && kind == SK_KIND_FULL && state != TCP_SYN_SENT) {
+		fill_reset_unacked(e, sk);
 	}
 	submit(e);
 }
 
-/* tcp_send_reset(sk, skb, reason) from Linux 6.10, (sk, skb) before. The
- * loader picks one program from the kernel's BTF, and the linear-only
- * variant when the kernel refuses skb dynptrs in tracing programs. */
+/* tcp_send_reset(sk, skb, reason) from Linux 6.10, (sk, skb) before: the
+ * loader picks one program from the kernel's BTF. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
 {
-	if (!skb)
-		emit_reset(sk, NULL, reason, true, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
-	else
-		emit_reset(sk, skb, reason, true, bpf_ktime_get_ns(), PAYLOAD_DYNPTR);
-	return 0;
-}
-
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_send_reset_linear, const struct sock *sk, const struct sk_buff *skb, int reason)
-{
-	emit_reset(sk, skb, reason, true, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
+	emit_reset(sk, skb, reason, true, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
-	emit_reset(sk, skb, -1, true, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
+	emit_reset(sk, skb, -1, true, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset, struct sock *sk)
 {
-	emit_reset(sk, NULL, -1, false, bpf_ktime_get_ns(), PAYLOAD_LINEAR);
+	emit_reset(sk, NULL, -1, false, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -1074,9 +1100,9 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
 
 /* A request arriving on an idle HTTP connection of a server: its start is
  * kept, at its sequence number, in the connection's arrivals entry. */
-static __always_inline void keep_arrival(const struct conn *c, __u64 key, const struct sk_buff *skb,
-					 void *payload, __u32 linear, __u32 total, __u32 seq,
-					 enum payload_mode mode)
+static __always_inline void keep_arrival(const struct conn *c, const struct sock *sk, __u64 key,
+					 const struct sk_buff *skb, void *payload, __u32 linear,
+					 __u32 total, __u32 seq)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct arrival *a;
@@ -1094,7 +1120,7 @@ static __always_inline void keep_arrival(const struct conn *c, __u64 key, const 
 		if (!a)
 			return;
 	}
-	n = read_segment(skb, payload, linear, a->payload, total, mode);
+	n = read_segment(sk, skb, payload, linear, total, a->payload, total);
 	if (!n)
 		return;
 	a->ts_ns = now;
@@ -1106,8 +1132,7 @@ static __always_inline void keep_arrival(const struct conn *c, __u64 key, const 
  * each request as it arrives: if the application closes the socket without
  * reading it, the kernel frees the queue before it sends the RST, and this
  * is all that is left of the request lost to the race. */
-static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb,
-					  enum payload_mode mode)
+static __always_inline void stash_arrival(const struct sock *sk, const struct sk_buff *skb)
 {
 	const __u32 *seq = (const __u32 *)skb->cb; /* TCP_SKB_CB: seq, end_seq */
 	__u64 key = (__u64)sk;
@@ -1150,26 +1175,19 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	/* a linear part too short for the method is read through the dynptr */
 	if (linear < 4)
 		linear = 0;
-	if (read_segment(skb, payload, linear, (__u8 *)&head, 4, mode) != 4)
+	if (read_segment(sk, skb, payload, linear, total, (__u8 *)&head, 4) != 4)
 		return;
 	if (learn)
 		learn_proto(c, head);
 	if (first || c->proto != PROTO_HTTP || c->role != ROLE_SERVER || !http_start(head))
 		return;
-	keep_arrival(c, key, skb, payload, linear, total, seq[0], mode);
+	keep_arrival(c, sk, key, skb, payload, linear, total, seq[0]);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(on_tcp_probe, const struct sock *sk, const struct sk_buff *skb)
 {
-	stash_arrival(sk, skb, PAYLOAD_DYNPTR);
-	return 0;
-}
-
-SEC("tp_btf/tcp_probe")
-int BPF_PROG(on_tcp_probe_linear, const struct sock *sk, const struct sk_buff *skb)
-{
-	stash_arrival(sk, skb, PAYLOAD_LINEAR);
+	stash_arrival(sk, skb);
 	return 0;
 }
 

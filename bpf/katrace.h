@@ -66,6 +66,8 @@ enum payload_src {
 	SRC_SEGMENT = 1,   /* the segment that made the kernel send the RST */
 	SRC_ARRIVED = 2,   /* a request that arrived and was never read */
 	SRC_NONLINEAR = 3, /* the segment's bytes were in page fragments: not read */
+	SRC_UNACKED = 4,   /* what this end sent and the peer had not acknowledged
+			    * when its RST came (the retransmit queue) */
 };
 
 /* Addresses as the socket sees them: "local" is this host's end. IPv4 is

@@ -16,6 +16,28 @@ class Fail(AssertionError):
     pass
 
 
+_features = None
+
+
+def kernel_features():
+    """What the running kernel gives katrace, as its -v line says:
+    {'tcp_send_reset reason': True, 'skb dynptr in tp_btf': False, ...}"""
+    global _features
+    if _features is None:
+        p = subprocess.run([KATRACE, "-v", "-d", "1"], capture_output=True, text=True,
+                           timeout=60)
+        line = next(l for l in p.stderr.splitlines() if "kernel features:" in l)
+        _features = {k.rsplit(" ", 1)[0]: k.endswith(" yes")
+                     for k in line.split("kernel features: ", 1)[1].split(", ")}
+    return _features
+
+
+def reset_reason(name):
+    """The reset reason katrace reports: the kernel's name from Linux 6.10,
+    None before (tcp_send_reset had no reason)."""
+    return name if kernel_features()["tcp_send_reset reason"] else None
+
+
 def check(cond, msg):
     if not cond:
         raise Fail(msg)

@@ -7,7 +7,7 @@ import sys
 import time
 
 from lib import (Katrace, Netns, NodeServer, PyPeer, check, http_request, local_port,
-                 wait_eof)
+                 reset_reason, wait_eof)
 
 LOST_REQ = b"POST /lost/7?k=v HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
 
@@ -32,7 +32,7 @@ def backend_closes_then_client_writes(delay_s, expect_reason, level=None):
         lost = only_lost(kt)
         close = [r for r in kt.records() if r["raddr"].endswith(f":{port}")][0]
     check(lost["request"] == "POST /lost/7?…", lost)
-    check(lost["reset_reason"] == expect_reason, lost)
+    check(lost["reset_reason"] == reset_reason(expect_reason), lost)
     check(lost["pid"] == srv.pid and lost["role"] == "server", lost)
     check(lost["raddr"].endswith(f":{port}") and lost["laddr"].endswith(f":{srv.port}"), lost)
     check(abs(lost["close_to_request_ms"] - (t_write - t_fin) * 1000) <= 20, lost)
@@ -60,7 +60,7 @@ def test_path_abort_on_close(level=None):
         _, how = wait_eof(c)
         lost = only_lost(kt)
     check(how == "rst", how)
-    check(lost["request"] == "POST /lost/7?…" and lost["reset_reason"] == "TCP_ABORT_ON_CLOSE", lost)
+    check(lost["request"] == "POST /lost/7?…" and lost["reset_reason"] == reset_reason("TCP_ABORT_ON_CLOSE"), lost)
     # it arrived ~50 ms before the close, and was never read
     check(-80 < lost["close_to_request_ms"] < -30, lost)
     check(abs(lost["idle_ms"] - 250) < 40, lost)
@@ -100,7 +100,7 @@ def test_path_no_socket(level=None):
             PyPeer("http-once-then-unlisten", netns=ns) as srv:
         lost = lost_after_socket_is_gone(ns, srv, b"DELETE /gone/1 HTTP/1.1\r\nHost: t\r\n\r\n",
                                          level)
-    check(lost["request"] == "DELETE /gone/1" and lost["reset_reason"] == "NO_SOCKET", lost)
+    check(lost["request"] == "DELETE /gone/1" and lost["reset_reason"] == reset_reason("NO_SOCKET"), lost)
     check(90 < lost["close_to_request_ms"] < 150, lost)
 
 
@@ -111,7 +111,7 @@ def test_path_listener_answers():
             NodeServer(keepalive_ms=100, netns=ns) as srv:
         lost = lost_after_socket_is_gone(
             ns, srv, b"PUT /late HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
-    check(lost["request"] == "PUT /late" and lost["reset_reason"] == "TCP_FLAGS", lost)
+    check(lost["request"] == "PUT /late" and lost["reset_reason"] == reset_reason("TCP_FLAGS"), lost)
 
 
 def client_writes_on_closed_connection(*katrace_args, connect_first=True):

@@ -152,6 +152,16 @@ const char *cause_name(enum lost_cause cause)
 	return cause >= 0 && cause < N_CAUSES ? names[cause] : "unknown";
 }
 
+const char *unnamed_name(enum unnamed why)
+{
+	static const char *const names[] = {
+		[UNNAMED_PAGE_FRAGMENTS] = "page_fragments", [UNNAMED_BUSY] = "busy_connection",
+		[UNNAMED_CONN_LEVEL] = "conn_level",	     [UNNAMED_UNPARSED] = "not_http",
+		[UNNAMED_UNACKED] = "unacked_unreadable",
+	};
+	return why > UNNAMED_NO && why < N_UNNAMED ? names[why] : NULL;
+}
+
 /* ---- addresses ---- */
 
 /* A dual-stack socket carries IPv4 peers as ::ffff:a.b.c.d: the address

@@ -72,6 +72,19 @@ enum lost_cause {
 
 const char *cause_name(enum lost_cause cause);
 
+/* Why a lost request's line is not known (it is still counted). */
+enum unnamed {
+	UNNAMED_NO = 0,
+	UNNAMED_PAGE_FRAGMENTS, /* its bytes were in page fragments BPF could not read */
+	UNNAMED_BUSY,		/* it came on a busy connection, where arrivals are not kept */
+	UNNAMED_CONN_LEVEL,	/* --level conn reads no request lines of its own */
+	UNNAMED_UNPARSED,	/* its bytes were read and are not an HTTP request line */
+	UNNAMED_UNACKED,	/* the peer's unacknowledged bytes could not be read */
+	N_UNNAMED
+};
+
+const char *unnamed_name(enum unnamed why);
+
 /* The other end of a connection, when katrace saw it on this host too. */
 struct other_end {
 	bool seen;
@@ -94,6 +107,8 @@ struct lost {
 	double answered_ms;	    /* the backend answered this long after it came, once the
 				       peer had given up; < 0: it did not */
 	const char *reason;	    /* sk_rst_reason name, NULL if unknown */
+	enum unnamed unnamed;	    /* why request is empty */
+	bool seen_by_peer;	    /* known only from the RST the peer's end received */
 	struct other_end other;
 };
 

@@ -11,6 +11,9 @@ struct conn_rec {
 	uint64_t peer_rst_ns;	/* a RST arrived from the peer */
 	struct http_state http; /* from the kernel's accounting, at each event */
 	bool gave_up;		/* the peer closed it with a request outstanding */
+	/* the request line the peer's RST found unacknowledged (this end's
+	 * retransmit queue): the proxy's lost request at --level conn */
+	char unacked_request[HTTP_MAX_PATH + 24];
 	/* internal */
 	struct conn_rec *hnext, *lru_prev, *lru_next;
 };

@@ -13,6 +13,7 @@
 #include <bpf/btf.h>
 #include "katrace.h"
 #include "katrace.skel.h"
+#include "katrace_dynptr.skel.h"
 #include "features.skel.h"
 #include "loader.h"
 
@@ -141,11 +142,17 @@ static uint64_t ns_per_jiffy(void)
 	return res.tv_nsec;
 }
 
-/* Loads the one small program of features.bpf.c: whether the verifier lets
- * a tracing program read an skb through a dynptr. */
-static bool probe_skb_dynptr(void)
+/* Whether the verifier lets a tracing program read an skb through a
+ * dynptr: the kfunc must be in vmlinux's BTF (else libbpf would search the
+ * module BTFs, which needs CAP_SYS_ADMIN), and the one small program of
+ * features.bpf.c must load. */
+static bool probe_skb_dynptr(const struct btf *btf)
 {
-	struct features_bpf *probe = features_bpf__open_and_load();
+	struct features_bpf *probe;
+
+	if (btf__find_by_name_kind(btf, "bpf_dynptr_from_skb", BTF_KIND_FUNC) < 0)
+		return false;
+	probe = features_bpf__open_and_load();
 
 	features_bpf__destroy(probe);
 	return probe != NULL;
@@ -184,7 +191,7 @@ static int probe_features(const char *btf_path, struct kernel_features *f, struc
 	f->sys_exit = tracepoint_args(btf, "sys_exit") == 2;
 	/* tp_btf got skb dynptrs in 6.12, after tcp_send_reset's reason (6.10):
 	 * a kernel (or a --btf) without the reason is not probed */
-	f->skb_dynptr = f->send_reset_reason && probe_skb_dynptr();
+	f->skb_dynptr = f->send_reset_reason && probe_skb_dynptr(btf);
 	read_reset_reasons(btf, t);
 	btf__free(btf);
 	return 0;
@@ -206,15 +213,11 @@ static void choose_programs(struct katrace_bpf *skel, const struct kernel_featur
 {
 	bool per_call = level == LEVEL_REQUEST;
 
-	bpf_program__set_autoload(skel->progs.on_send_reset, f->send_reset_reason && f->skb_dynptr);
-	bpf_program__set_autoload(skel->progs.on_send_reset_linear,
-				  f->send_reset_reason && !f->skb_dynptr);
+	bpf_program__set_autoload(skel->progs.on_send_reset, f->send_reset_reason);
 	bpf_program__set_autoload(skel->progs.on_send_reset_noreason, !f->send_reset_reason);
 	bpf_program__set_autoload(skel->progs.on_send_length, per_call && f->data_tracepoints);
 	bpf_program__set_autoload(skel->progs.on_recv_length, per_call && f->data_tracepoints);
 	bpf_program__set_autoload(skel->progs.on_sys_exit, per_call && !f->data_tracepoints);
-	bpf_program__set_autoload(skel->progs.on_tcp_probe, f->skb_dynptr);
-	bpf_program__set_autoload(skel->progs.on_tcp_probe_linear, !f->skb_dynptr);
 }
 
 /* What the kernel lacks that the user should know of; -1 when katrace
@@ -233,17 +236,36 @@ static int note_fallbacks(struct tracer *t, const struct tracer_opts *o)
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
 				   "timing and HTTP from the send/recv syscall exits instead");
 	}
-	if (f->send_reset_reason && !f->skb_dynptr)
-		append_fallback(t, "no skb dynptr in tracing programs: a lost request whose "
-				   "bytes sit in page fragments is reported without its line");
 	return 0;
+}
+
+/* katrace_bpf's skeleton, on the dynptr build of the same programs where
+ * the kernel takes it (both builds have the same programs, maps and data). */
+static struct katrace_bpf *open_object(const struct kernel_features *f)
+{
+	struct katrace_bpf *skel = calloc(1, sizeof(*skel));
+	int err;
+
+	if (!skel)
+		return NULL;
+	err = katrace_bpf__create_skeleton(skel);
+	if (!err && f->skb_dynptr)
+		skel->skeleton->data = katrace_dynptr_bpf__elf_bytes(&skel->skeleton->data_sz);
+	if (!err)
+		err = bpf_object__open_skeleton(skel->skeleton, NULL);
+	if (err) {
+		katrace_bpf__destroy(skel);
+		errno = -err;
+		return NULL;
+	}
+	return skel;
 }
 
 static int load(struct tracer *t, const struct tracer_opts *o)
 {
 	int err;
 
-	t->skel = katrace_bpf__open();
+	t->skel = open_object(&t->features);
 	if (!t->skel) {
 		fail_msg("cannot open the BPF object: %s", strerror(errno));
 		return -1;
@@ -253,6 +275,7 @@ static int load(struct tracer *t, const struct tracer_opts *o)
 	t->skel->rodata->filter_cgroup = o->cgroup_id;
 	t->skel->rodata->trace_level = o->level;
 	t->skel->rodata->ns_per_jiffy = ns_per_jiffy();
+	t->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
 	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
 	choose_programs(t->skel, &t->features, o->level);

@@ -200,6 +200,9 @@ static void lost_json(struct output *o, const struct lost *l, const char *laddr,
 	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":", laddr,
 		raddr, l->side == LOST_AT_SERVER ? "server" : "client");
 	json_string_or_null(o->f, l->request);
+	fputs(",\"unnamed_because\":", o->f);
+	json_string_or_null(o->f, l->request[0] ? NULL : unnamed_name(l->unnamed));
+	fprintf(o->f, ",\"seen_by_peer\":%s", l->seen_by_peer ? "true" : "false");
 	if (!isnan(l->close_to_request_ms))
 		fprintf(o->f, ",\"close_to_request_ms\":%.1f", l->close_to_request_ms);
 	else

@@ -418,7 +418,10 @@ static void lost_from_conn(struct lost *l, const struct conn_rec *r, enum lost_s
 	l->conn = r->c;
 	l->t = r->c.t;
 	l->close_to_request_ms = NAN;
-	snprintf(l->request, sizeof(l->request), "%s", r->http.last_request);
+	snprintf(l->request, sizeof(l->request), "%s",
+		 r->http.last_request[0] ? r->http.last_request : r->unacked_request);
+	if (!l->request[0])
+		l->unnamed = r->http.counted ? UNNAMED_UNPARSED : UNNAMED_CONN_LEVEL;
 	conn_wait(&r->c, &r->http, end_ns, &idle, &l->waited_ms);
 	l->idle_ms = idle;
 	l->ts_ns = r->c.close_ns - (uint64_t)(l->waited_ms > 0 ? l->waited_ms * 1e6 : 0);
@@ -605,6 +608,8 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	l.ts_ns = arrived;
 	if (readable)
 		http_request_line(&m, l.request, sizeof(l.request));
+	else
+		l.unnamed = UNNAMED_PAGE_FRAGMENTS;
 	l.reason = reason_name(s, e->reason);
 	if (c) {
 		l.matched = true;
@@ -648,17 +653,62 @@ static void refused(struct session *s, const struct reset_event *e)
 	h->refused = r;
 }
 
+/* The request line in the bytes a received RST found unacknowledged. */
+static bool unacked_request(struct session *s, const struct reset_event *e, char *line, size_t len)
+{
+	struct http_msg m;
+	size_t used;
+
+	if (e->payload_src != SRC_UNACKED ||
+	    http_parse(e->payload, e->payload_len, s->full_path, &m, &used) != HTTP_REQUEST)
+		return false;
+	http_request_line(&m, line, len);
+	return true;
+}
+
+/* A traced backend's connection, closed and gone (a time-wait socket, or
+ * none), answered the peer's next request with RST; before Linux 6.10 no
+ * tcp_send_reset tells of it. With the peer on this host, its end's
+ * tcp_receive_reset does: the request lost, from the other end. */
+static void lost_seen_by_peer(struct session *s, const struct reset_event *e)
+{
+	struct tuple backend = tuple_reversed(&e->t);
+	struct finished *f = find_recent(s, &backend);
+	struct lost l = { .side = LOST_AT_SERVER, .waited_ms = -1, .answered_ms = -1 };
+
+	if (!f || f->http.lost_reported || held_of(s, HELD_LOST, &e->t) ||
+	    f->c.closed_by != CLOSED_LOCAL_FIN || !conn_served(&f->c, &f->http))
+		return;
+	f->http.lost_reported = true;
+	if (!unacked_request(s, e, l.request, sizeof(l.request)))
+		l.unnamed = UNNAMED_UNACKED;
+	l.seen_by_peer = true;
+	l.ts_ns = e->h.ts_ns;
+	l.matched = true;
+	l.conn = f->c;
+	l.t = f->c.t;
+	l.cause = f->c.closed_exiting ? CAUSE_BACKEND_EXIT : CAUSE_KEEPALIVE_RACE;
+	l.close_to_request_ms = ((double)e->h.ts_ns - (double)f->c.close_ns) / 1e6;
+	l.idle_ms = span_ms(conn_idle_since(&f->c, &f->http), f->c.close_ns);
+	report_lost(s, &l);
+}
+
 /* The connecting end of a lost request got the backend's RST: if the
- * backend's end already reported it, this end is the record's other end. */
+ * backend's end already reported it, this end is the record's other end.
+ * The request it had sent is kept for --level conn, which has no line of
+ * its own. */
 static void peer_reset(struct session *s, const struct reset_event *e)
 {
 	struct conn_rec *r = conntab_find(&s->conns, e->sk);
 	struct held *h;
 
-	if (!r)
+	if (!r) {
+		lost_seen_by_peer(s, e);
 		return;
+	}
 	if (!r->peer_rst_ns)
 		r->peer_rst_ns = e->h.ts_ns;
+	unacked_request(s, e, r->unacked_request, sizeof(r->unacked_request));
 	h = held_of(s, HELD_LOST, &r->c.t);
 	if (h && h->lost.side == LOST_AT_SERVER && !r->http.lost_reported) {
 		r->http.lost_reported = true;
@@ -680,6 +730,7 @@ static void aborted_unread(struct session *s, const struct reset_event *e)
 	r->http.lost_reported = true;
 	lost_from_conn(&l, r, LOST_AT_SERVER, e->h.ts_ns);
 	l.request[0] = 0;
+	l.unnamed = UNNAMED_BUSY;
 	l.ts_ns = e->h.ts_ns;
 	l.waited_ms = -1;
 	l.reason = reason_name(s, e->reason);
