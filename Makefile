@@ -2,6 +2,7 @@
 #   make          build ./katrace (says which Debian build packages are missing)
 #   make deps     install, as root, everything the tests, demo and bench need
 #   make test | demo | bench   install what is missing, then run
+#   make test-native | test-kernels   the tests on this kernel, or on the VMs only
 CLANG   ?= clang
 CC      ?= cc
 BPFTOOL ?= bpftool
@@ -22,7 +23,7 @@ DEPS_OK  := $(BUILD)/.deps-ok
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test unit demo bench clean fuzz fuzz-regressions
+.PHONY: all deps test test-native test-kernels unit demo bench clean fuzz fuzz-regressions
 all: katrace
 
 # The build packages are checked, not installed: a packager or a non-root
@@ -92,8 +93,16 @@ fuzz: $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_capture
 	done
 fuzz-regressions: $(BUILD)/fuzz/regress_fuzz_http $(BUILD)/fuzz/regress_fuzz_capture
 
+# make test: the unit tests, the integration tests on this kernel, then the
+# kernel-dependent ones on each kernel of KERNELS, booted under qemu
+# (tools/vm). test-native leaves the kernels out; test-kernels runs them only.
+KERNELS ?= 6.1 6.12
 test: $(DEPS_OK) katrace unit fuzz-regressions
+	python3 tests/run.py --kernels "$(KERNELS)"
+test-native: $(DEPS_OK) katrace unit fuzz-regressions
 	python3 tests/run.py
+test-kernels: $(DEPS_OK) katrace unit fuzz-regressions
+	python3 tests/run.py --only-kernels --kernels "$(KERNELS)"
 
 # make demo SCENARIO=refused|deploy|crash|timeout|kill shows another shape
 SCENARIO ?= race

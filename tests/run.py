@@ -2,7 +2,13 @@
 """katrace's test runner: unit binaries (no root) and integration tests
 (root, real BPF, real peers). Ends with the plain 'N passed, N failed' line.
 
-usage: tests/run.py [-k SUBSTRING] [--unit-only]"""
+usage: tests/run.py [-k SUBSTRING] [--unit-only] [--matrix] [--kernels "6.1 6.12"]
+
+--matrix       only the kernel-dependent tests (modules with KERNEL_MATRIX,
+               less their NATIVE_ONLY): what runs inside each kernel's VM
+--only-kernels  with --kernels: the unit tests, then the kernels only
+--kernels K..  after the native run, the --matrix tests on each kernel K,
+               booted by tools/vm/run; their lines are prefixed "[K] " """
 import glob
 import importlib
 import os
@@ -59,7 +65,11 @@ def run_layering(results, pattern):
     results.append(not found)
 
 
-def run_integration(results, pattern):
+def in_matrix(mod, name):
+    return getattr(mod, "KERNEL_MATRIX", False) and name not in getattr(mod, "NATIVE_ONLY", ())
+
+
+def run_integration(results, pattern, matrix_only=False):
     if os.geteuid() != 0:
         print("integration tests need root: skipped")
         return
@@ -68,6 +78,8 @@ def run_integration(results, pattern):
         for name in [n for n in dir(mod) if n.startswith("test_")]:
             full = f"{mod.__name__}.{name}"
             if pattern and pattern not in full:
+                continue
+            if matrix_only and not in_matrix(mod, name):
                 continue
             t0 = time.monotonic()
             try:
@@ -81,15 +93,48 @@ def run_integration(results, pattern):
                 results.append(False)
 
 
+def run_kernel(results, kernel, pattern):
+    """The --matrix tests inside a VM booted on kernel (tools/vm/run)."""
+    import subprocess
+    cmd = [os.path.join(ROOT, "tools", "vm", "run"), "--kernel", kernel, "--",
+           sys.executable, os.path.join(HERE, "run.py"), "--matrix"]
+    if pattern:
+        cmd += ["-k", pattern]
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    summary = None
+    for line in p.stdout:
+        line = line.rstrip("\n")
+        if line.startswith(("PASS ", "FAIL ")):
+            results.append(line.startswith("PASS"))
+        if line.endswith(" failed") and " passed, " in line:
+            summary = line
+            continue
+        print(f"[{kernel}] {line}", flush=True)
+    p.wait()
+    if summary is None or p.returncode not in (0, 1):
+        print(f"FAIL kernel {kernel}: the VM exited {p.returncode} without a summary", flush=True)
+        results.append(False)
+    else:
+        print(f"[{kernel}] {summary} ({time.monotonic() - t0:.0f}s)", flush=True)
+
+
 def main():
     args = sys.argv[1:]
     pattern = args[args.index("-k") + 1] if "-k" in args else None
+    kernels = args[args.index("--kernels") + 1].split() if "--kernels" in args else []
     results = []
-    run_unit(results, pattern)
-    run_fuzz_regressions(results, pattern)
-    run_layering(results, pattern)
-    if "--unit-only" not in args:
-        run_integration(results, pattern)
+    if "--matrix" in args:
+        run_integration(results, pattern, matrix_only=True)
+    else:
+        run_unit(results, pattern)
+        run_fuzz_regressions(results, pattern)
+        run_layering(results, pattern)
+        if "--unit-only" not in args and "--only-kernels" not in args:
+            run_integration(results, pattern)
+        for k in kernels:
+            run_kernel(results, k, pattern)
     passed = sum(results)
     failed = len(results) - passed
     print(f"{passed} passed, {failed} failed")

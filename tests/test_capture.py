@@ -9,6 +9,9 @@ import zlib
 from lib import KATRACE, Katrace, NodeServer, as_user, check, http_request, run_katrace, wait_eof
 
 
+KERNEL_MATRIX = True
+
+
 def record_session(path, *extra, level=None):
     with NodeServer(keepalive_ms=100) as srv, \
             Katrace("-p", str(srv.pid), "-w", path, *extra, level=level) as kt:

@@ -13,6 +13,11 @@ from lib import (KATRACE, NodeServer, SERVERS, as_user, check, exchange_until_se
                  wait_eof, wait_line)
 
 
+# On every kernel: the privileges and the metrics; the load tests stay native.
+KERNEL_MATRIX = True
+NATIVE_ONLY = ("test_no_metrics_client_stalls_the_daemon", "test_tables_bounded_and_evictions_counted")
+
+
 class Daemon:
     def __init__(self, *args):
         self.dir = tempfile.mkdtemp(prefix="katrace-daemon-")

@@ -2,7 +2,7 @@
 call. The tracer's, the lost-request and the replay scenarios are run again
 at this level, each against real peers, and must hold as they do per
 request; then what the level changes: nothing counted per request,
-proxy-side lost requests counted but not named, non-HTTP told from the first
+proxy-side lost requests named from the retransmit queue, non-HTTP told from the first
 segment."""
 import os
 import socket
@@ -14,6 +14,11 @@ import test_lost as lost_paths
 import test_tracer as tracer
 from lib import Katrace, NodeServer, PyPeer, check, http_request, local_port, wait_eof
 from test_racelab import racelab
+
+
+# On every kernel, but the real race (it needs native timing to happen).
+KERNEL_MATRIX = True
+NATIVE_ONLY = ("test_haproxy_502s_named_from_both_ends",)
 
 
 # The same assertions as at the request level (idle to within 20 ms,
@@ -89,12 +94,13 @@ def test_nothing_counted_per_request():
     check(r[0]["closed_by"] == "local-fin" and r[0]["bytes_in"] > 0, r)
 
 
-def test_client_side_lost_request_counted_unnamed():
+def test_client_side_lost_request_named_from_the_retransmit_queue():
     """Traced on the client: the request written on a connection the server
-    had closed is reported, without its line (no data call was traced). The
-    connection is made after katrace starts: this level sees no older ones."""
+    had closed is reported, named from what the server's RST found
+    unacknowledged (no data call is traced at this level). The connection is
+    made after katrace starts: this level sees no older ones."""
     lost = lost_paths.client_writes_on_closed_connection("--level", "conn", connect_first=False)
-    check(lost["role"] == "client" and lost["request"] is None, lost)
+    check(lost["role"] == "client" and lost["request"] == "POST /lost/7?…", lost)
     check(150 < lost["close_to_request_ms"] < 260, lost)
     check(1050 < lost["idle_ms"] < 1150, lost)
 
@@ -103,8 +109,10 @@ def test_connection_open_before_start_adopted():
     """Opened before katrace started. One that idles and is closed with no
     segment arriving is adopted at its close: its record has no lifetime,
     and the request lost on it still matches its owner. One that receives a
-    request after idling is adopted then, and the request tells its role."""
-    with NodeServer(keepalive_ms=100) as srv:
+    request after idling is adopted then, and the request tells its role.
+    Node closes them after 3 s idle: katrace starts well within that, even
+    under emulation."""
+    with NodeServer(keepalive_ms=2000) as srv:
         quiet = socket.create_connection(("127.0.0.1", srv.port))
         reused = socket.create_connection(("127.0.0.1", srv.port))
         http_request(quiet, "/first")
@@ -113,7 +121,7 @@ def test_connection_open_before_start_adopted():
         with Katrace("--level", "conn", "-p", str(srv.pid)) as kt:
             time.sleep(0.3)
             http_request(reused, "/second")
-            wait_eof(quiet)	# Node closes it after 1.1 s idle
+            wait_eof(quiet)	# Node closes it after 3 s idle
             quiet.sendall(lost_paths.LOST_REQ)
             time.sleep(0.1)
             quiet.close()
@@ -126,7 +134,7 @@ def test_connection_open_before_start_adopted():
           q["role"] == "unknown" and q["pid"] == srv.pid, closes)
     r = closes.get(ports[1])
     check(r and r["role"] == "server" and r["closed_by"] == "local-fin" and
-          abs(r["idle_ms"] - 1100) < 15, closes)
+          abs(r["idle_ms"] - 3000) < 15, closes)
 
 
 def test_non_http_connections_not_analyzed():
@@ -143,14 +151,17 @@ def test_non_http_connections_not_analyzed():
     check(summary and summary[0]["services"] == [], summary)
 
 
-def test_haproxy_502s_backend_named_proxy_counted():
+def test_haproxy_502s_named_from_both_ends():
+    """HAProxy's 502s are the lost requests, named on the backend (the
+    segments the RSTs answered) and on the proxy (what each RST found
+    unacknowledged)."""
     r = racelab("--proxy", "haproxy", "--workers", "40", "--rounds", "12", "--min-502", "3",
                 "--method", "POST,GET", "--level", "conn")
     truth = set(r["proxy_502"])
     check(len(truth) >= 3, f"only {len(truth)} 502s in {r['requests']} requests")
     check(set(r["lost_backend"]) == truth, (sorted(truth), r["lost_backend"]))
     check(r["lost_count_backend"] == len(truth), r["lost_count_backend"])
-    check(r["lost_count_proxy"] == len(truth) and r["lost_proxy"] == [],
+    check(r["lost_count_proxy"] == len(truth) and set(r["lost_proxy"]) == truth,
           (r["lost_count_proxy"], r["lost_proxy"]))
     for side in ("backend", "proxy"):
         svc = [s for rec in r["records_" + side] if rec["type"] == "summary"

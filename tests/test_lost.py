@@ -9,6 +9,11 @@ import time
 from lib import (Katrace, Netns, NodeServer, PyPeer, check, http_request, local_port,
                  reset_reason, wait_eof)
 
+# Every path on every kernel of the matrix, but the crafted-BTF test.
+KERNEL_MATRIX = True
+NATIVE_ONLY = ("test_kernel_without_reset_reason_or_dynptr",)
+
+
 LOST_REQ = b"POST /lost/7?k=v HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
 
 

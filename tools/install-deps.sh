@@ -1,14 +1,17 @@
 #!/bin/sh
 # The Debian packages katrace needs, by purpose:
 #   install-deps.sh --check build   say which build packages are missing (any user)
-#   install-deps.sh [all]           install, as root, what the build, the tests,
-#                                   the demo and the benchmarks need
+#   install-deps.sh [all]           install, as root, what the build, the tests
+#                                   (the kernel matrix too), the demo and the
+#                                   benchmarks need
 # Idempotent: it only asks apt for what is missing.
 set -eu
 
 BUILD_PKGS="clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config"
 RUN_PKGS="libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps
           util-linux"
+# tools/vm: the kernel matrix (Debian kernels booted under qemu, virtiofs)
+VM_PKGS="qemu-system-x86 qemu-system-common busybox-static cpio kmod xz-utils"
 
 missing_of() {
 	missing=""
@@ -26,7 +29,7 @@ if [ "${1:-}" = --check ]; then
 	exit 1
 fi
 
-missing=$(missing_of "$BUILD_PKGS $RUN_PKGS")
+missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $VM_PKGS")
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
