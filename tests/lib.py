@@ -27,8 +27,8 @@ def kernel_features():
         p = subprocess.run([KATRACE, "-v", "-d", "1"], capture_output=True, text=True,
                            timeout=60)
         line = next(l for l in p.stderr.splitlines() if "kernel features:" in l)
-        _features = {k.rsplit(" ", 1)[0]: k.endswith(" yes")
-                     for k in line.split("kernel features: ", 1)[1].split(", ")}
+        items = line.split("kernel features: ", 1)[1].split(" (", 1)[0].split(", ")
+        _features = {k.rsplit(" ", 1)[0]: k.endswith(" yes") for k in items}
     return _features
 
 

@@ -201,9 +201,10 @@ void kernel_features_print(FILE *out, const struct kernel_features *f)
 {
 	fprintf(out,
 		"katrace: kernel features: tcp_send_reset reason %s, sock_send/recv_length %s, "
-		"sys_exit %s, skb dynptr in tp_btf %s\n",
+		"sys_exit %s, skb dynptr in tp_btf %s (page fragments read through %s)\n",
 		f->send_reset_reason ? "yes" : "no", f->data_tracepoints ? "yes" : "no",
-		f->sys_exit ? "yes" : "no", f->skb_dynptr ? "yes" : "no");
+		f->sys_exit ? "yes" : "no", f->skb_dynptr ? "yes" : "no",
+		f->skb_dynptr ? "skb dynptrs" : "the direct map");
 }
 
 /* The programs that fit the kernel and the level: each variant is one
