@@ -21,6 +21,7 @@
 #define MSG_PEEK    2
 #define PF_EXITING  0x00000004 /* include/linux/sched.h: macros are not in BTF */
 #define TCPHDR_SYN  0x02
+#define TCPHDR_RST  0x04
 
 /* Set by the loader before load. */
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
@@ -475,6 +476,9 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	/* derived at the first connections, before a segment needs it (a
+	 * segment with no socket gives no cache to start from) */
+	page_va(sk);
 	if (newstate == TCP_LISTEN || oldstate == TCP_LISTEN) {
 		if (newstate == TCP_LISTEN)
 			listener_up(sk, key, now);
@@ -606,6 +610,21 @@ static __always_inline __u8 sk_kind_of(const struct sock *sk, int state)
 	return state == TCP_TIME_WAIT	 ? SK_KIND_TIMEWAIT :
 	       state == TCP_NEW_SYN_RECV ? SK_KIND_REQUEST :
 					   SK_KIND_FULL;
+}
+
+/* Whether a received segment is TCP (its network header's protocol). */
+static __always_inline bool is_tcp(const struct sk_buff *skb)
+{
+	unsigned char *ip = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header);
+	__u8 ver = 0, proto = 0;
+
+	bpf_probe_read_kernel(&ver, 1, ip);
+	if ((ver >> 4) == 4)
+		bpf_probe_read_kernel(&proto, 1, ip + 9);
+	else if ((ver >> 4) == 6)
+		bpf_probe_read_kernel(&proto, 1,
+				      ip + 6); /* no extension headers: a plain segment */
+	return proto == IPPROTO_TCP;
 }
 
 /* The TCP flags of a segment (SYN: a connection attempt). */
@@ -779,6 +798,20 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(on_send_reset_noreason, const struct sock *sk, const struct sk_buff *skb)
 {
 	emit_reset(sk, skb, -1, true, bpf_ktime_get_ns());
+	return 0;
+}
+
+/* A segment dropped for want of a socket: before Linux 6.10 the RST the
+ * kernel answers it with (tcp_v4_rcv, tcp_v6_rcv) leaves no tcp_send_reset,
+ * so the drop stands for it. Loaded only on such kernels. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_drop_no_socket, const struct sk_buff *skb, void *location,
+	     enum skb_drop_reason reason)
+{
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) ||
+	    !is_tcp(skb) || (skb_tcp_flags(skb) & TCPHDR_RST))
+		return 0;
+	emit_reset(NULL, skb, -1, true, bpf_ktime_get_ns());
 	return 0;
 }
 

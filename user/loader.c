@@ -189,6 +189,7 @@ static int probe_features(const char *btf_path, struct kernel_features *f, struc
 	f->data_tracepoints = tracepoint_args(btf, "sock_send_length") == 3 &&
 			      tracepoint_args(btf, "sock_recv_length") == 3;
 	f->sys_exit = tracepoint_args(btf, "sys_exit") == 2;
+	f->drop_reason = tracepoint_args(btf, "kfree_skb") >= 3;
 	/* tp_btf got skb dynptrs in 6.12, after tcp_send_reset's reason (6.10):
 	 * a kernel (or a --btf) without the reason is not probed */
 	f->skb_dynptr = f->send_reset_reason && probe_skb_dynptr(btf);
@@ -201,10 +202,11 @@ void kernel_features_print(FILE *out, const struct kernel_features *f)
 {
 	fprintf(out,
 		"katrace: kernel features: tcp_send_reset reason %s, sock_send/recv_length %s, "
-		"sys_exit %s, skb dynptr in tp_btf %s (page fragments read through %s)\n",
+		"sys_exit %s, kfree_skb reason %s, skb dynptr in tp_btf %s (page fragments read "
+		"through %s)\n",
 		f->send_reset_reason ? "yes" : "no", f->data_tracepoints ? "yes" : "no",
-		f->sys_exit ? "yes" : "no", f->skb_dynptr ? "yes" : "no",
-		f->skb_dynptr ? "skb dynptrs" : "the direct map");
+		f->sys_exit ? "yes" : "no", f->drop_reason ? "yes" : "no",
+		f->skb_dynptr ? "yes" : "no", f->skb_dynptr ? "skb dynptrs" : "the direct map");
 }
 
 /* The programs that fit the kernel and the level: each variant is one
@@ -216,6 +218,9 @@ static void choose_programs(struct katrace_bpf *skel, const struct kernel_featur
 
 	bpf_program__set_autoload(skel->progs.on_send_reset, f->send_reset_reason);
 	bpf_program__set_autoload(skel->progs.on_send_reset_noreason, !f->send_reset_reason);
+	/* before 6.10 a RST sent for want of a socket is seen as the drop */
+	bpf_program__set_autoload(skel->progs.on_drop_no_socket,
+				  !f->send_reset_reason && f->drop_reason);
 	bpf_program__set_autoload(skel->progs.on_send_length, per_call && f->data_tracepoints);
 	bpf_program__set_autoload(skel->progs.on_recv_length, per_call && f->data_tracepoints);
 	bpf_program__set_autoload(skel->progs.on_sys_exit, per_call && !f->data_tracepoints);

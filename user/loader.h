@@ -16,6 +16,7 @@ struct kernel_features {
 	bool data_tracepoints;	/* sock_send_length/sock_recv_length: 6.5 */
 	bool sys_exit;		/* tp_btf/sys_exit: the fallback before 6.5 */
 	bool skb_dynptr;	/* bpf_dynptr_from_skb in tp_btf: 6.12 */
+	bool drop_reason;	/* kfree_skb has the drop reason: 5.17 */
 };
 
 struct tracer_opts {
