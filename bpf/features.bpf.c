@@ -6,9 +6,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
-#include "katrace.h"
 #define KATRACE_SKB_DYNPTR
 #include "core_fixes.bpf.h"
 

@@ -13,6 +13,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "katrace.h"
+#include "pages.bpf.h"
 #include "core_fixes.bpf.h"
 
 #define AF_INET	    2

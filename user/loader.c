@@ -29,7 +29,7 @@ struct tracer {
 	struct katrace_bpf *skel;
 	struct ring_buffer *rb;
 	struct kernel_features features;
-	char fallbacks[256];
+	char fallbacks[512];
 	char rst_reasons[MAX_RST_REASONS][RST_REASON_LEN];
 };
 
@@ -242,6 +242,10 @@ static int note_fallbacks(struct tracer *t, const struct tracer_opts *o)
 		append_fallback(t, "no sock_send_length/sock_recv_length (Linux < 6.5): data "
 				   "timing and HTTP from the send/recv syscall exits instead");
 	}
+	if (!f->send_reset_reason)
+		append_fallback(t, "no tcp_send_reset reason (Linux < 6.10): reset_reason is null, "
+				   "and a RST from a time-wait socket is seen only through the "
+				   "peer's end on this host");
 	return 0;
 }
 

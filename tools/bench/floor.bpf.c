@@ -40,5 +40,11 @@ int BPF_PROG(floor_recv_len)
 {
 	return 0;
 }
+/* before Linux 6.5 katrace times data from the syscall exits instead */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_sys_exit)
+{
+	return 0;
+}
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Loads the empty floor programs and holds them until SIGTERM/SIGINT. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <unistd.h>
 #include "floor.skel.h"
@@ -14,9 +15,16 @@ static void on_signal(int sig)
 
 int main(void)
 {
-	struct floor_bpf *skel = floor_bpf__open_and_load();
+	struct floor_bpf *skel = floor_bpf__open();
+	/* the data programs katrace would load on this kernel */
+	bool sock_length = libbpf_find_vmlinux_btf_id("sock_send_length", BPF_TRACE_RAW_TP) > 0;
 
-	if (!skel || floor_bpf__attach(skel)) {
+	if (skel) {
+		bpf_program__set_autoload(skel->progs.floor_send_len, sock_length);
+		bpf_program__set_autoload(skel->progs.floor_recv_len, sock_length);
+		bpf_program__set_autoload(skel->progs.floor_sys_exit, !sock_length);
+	}
+	if (!skel || floor_bpf__load(skel) || floor_bpf__attach(skel)) {
 		fprintf(stderr, "katrace-floor: cannot load or attach the empty programs\n");
 		return 1;
 	}
