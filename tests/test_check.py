@@ -10,10 +10,12 @@ from lib import KATRACE, NodeServer, PyPeer, SERVERS, as_user, check
 from test_accuracy import true_close_ms
 
 
-# On every kernel, but the repeat: its requests come 0.2 s after the
-# server's close, closer than Node's timers keep under emulation.
+# On every kernel, but two that hold Node's timers to 20 ms across two of
+# its runs (the truth, then the check) or 0.2 s after its close: emulation
+# does not keep them that close (seen: 51 ms apart under TCG).
 KERNEL_MATRIX = True
-NATIVE_ONLY = ("test_repeat_shows_requests_failing",)
+NATIVE_ONLY = ("test_repeat_shows_requests_failing",
+               "test_below_lb_timeout_fails_with_measured_timeout")
 
 
 def run_check(*args, user=None, timeout=60):
