@@ -3,6 +3,7 @@
 #   make deps     install, as root, everything the tests, demo and bench need
 #   make test | demo | bench   install what is missing, then run
 #   make test-native | test-kernels   the tests on this kernel, or on the VMs only
+#   make install [PREFIX= DESTDIR=] | deb   install, or build a Debian package
 CLANG   ?= clang
 CC      ?= cc
 BPFTOOL ?= bpftool
@@ -23,7 +24,7 @@ DEPS_OK  := $(BUILD)/.deps-ok
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test test-native test-kernels unit demo bench clean fuzz fuzz-regressions
+.PHONY: all deps test test-native test-kernels unit demo bench clean fuzz fuzz-regressions install deb
 all: katrace
 
 # The build packages are checked, not installed: a packager or a non-root
@@ -116,6 +117,25 @@ $(BUILD)/katrace-floor: tools/bench/floor.c $(BUILD)/floor.skel.h
 
 bench: $(DEPS_OK) katrace $(BUILD)/katrace-floor
 	./tools/bench/run
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its man page, the
+# systemd unit (its paths under PREFIX), the alert rules, the dashboard and a
+# logrotate file under share/katrace. make deb: the same as a Debian package.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SHARE_FILES := tools/deploy/katrace-alerts.yml tools/deploy/katrace-dashboard.json \
+	       tools/deploy/logrotate.conf tools/deploy/katrace-daemonset.yaml
+install: katrace
+	install -D -m 0755 katrace $(DESTDIR)$(PREFIX)/bin/katrace
+	install -D -m 0644 tools/man/katrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/katrace.8
+	gzip -9nf $(DESTDIR)$(PREFIX)/share/man/man8/katrace.8
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/share/katrace
+	sed 's|/usr/local|$(PREFIX)|g' tools/deploy/katrace.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/katrace.service
+	install -m 0644 $(SHARE_FILES) $(DESTDIR)$(PREFIX)/share/katrace/
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/katrace/README.md
+deb: katrace
+	./tools/deb/build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) katrace

@@ -10,6 +10,8 @@ set -eu
 BUILD_PKGS="clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config"
 RUN_PKGS="libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps
           util-linux"
+# tools/deploy checks: promtool (in prometheus); the package test: man, systemd-analyze
+DEPLOY_PKGS="prometheus man-db systemd"
 # tools/vm: the kernel matrix (Debian kernels booted under qemu, virtiofs)
 VM_PKGS="qemu-system-x86 qemu-system-common busybox-static cpio kmod xz-utils"
 
@@ -29,7 +31,7 @@ if [ "${1:-}" = --check ]; then
 	exit 1
 fi
 
-missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $VM_PKGS")
+missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $DEPLOY_PKGS $VM_PKGS")
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
@@ -41,6 +43,6 @@ apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts the daemons it installs; the tests start their own instances.
-for svc in nginx haproxy; do
+for svc in nginx haproxy prometheus; do
 	systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true
 done
