@@ -721,6 +721,22 @@ static __always_inline void fill_reset_unacked(struct reset_event *e, const stru
 		e->payload_src = SRC_UNACKED;
 }
 
+/* The bytes a reset tells of: the segment a sent one answered, the request
+ * that lay unread at an abort, or what this end had sent unacknowledged when
+ * the peer's came. */
+static __always_inline void fill_reset_payload(struct reset_event *e, const struct sock *sk,
+					       const struct sk_buff *skb, const struct conn *c)
+{
+	if (e->sent && skb) {
+		e->seg_flags = skb_tcp_flags(skb);
+		fill_reset_segment(e, sk, skb);
+	} else if (e->sent && c && c->proto == PROTO_HTTP) {
+		fill_reset_arrival(e, sk, e->sk);
+	} else if (!e->sent && e->sk_kind == SK_KIND_FULL && e->sk_state != TCP_SYN_SENT) {
+		fill_reset_unacked(e, sk);
+	}
+}
+
 static __always_inline void emit_reset(const struct sock *sk, const struct sk_buff *skb, int reason,
 				       bool sent, __u64 now)
 {
@@ -775,14 +791,7 @@ static __always_inline void emit_reset(const struct sock *sk, const struct sk_bu
 		e->tgid = c->tgid;
 		__builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
 	}
-	if (sent && skb) {
-		e->seg_flags = skb_tcp_flags(skb);
-		fill_reset_segment(e, sk, skb);
-	} else if (sent && c && c->proto == PROTO_HTTP) {
-		fill_reset_arrival(e, sk, key);
-	} else if (!sent && kind == SK_KIND_FULL && state != TCP_SYN_SENT) {
-		fill_reset_unacked(e, sk);
-	}
+	fill_reset_payload(e, sk, skb, c);
 	submit(e);
 }
 

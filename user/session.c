@@ -376,9 +376,14 @@ static void on_listen(struct session *s, const struct owner_event *e)
 
 static void on_owner_exit(struct session *s, const struct owner_event *e)
 {
-	struct held *h = hold(s, HELD_EXIT);
+	struct held *h;
 	int i;
 
+	/* two threads exiting at once can both see the group's last thread
+	 * go (they read signal->live after both decrements): one exit */
+	if (exit_of(s, e->tgid))
+		return;
+	h = hold(s, HELD_EXIT);
 	h->exit.ts_ns = e->h.ts_ns;
 	h->exit.pid = e->tgid;
 	memcpy(h->exit.comm, e->comm, sizeof(h->exit.comm));
