@@ -18,7 +18,7 @@ from test_racelab import racelab
 
 # On every kernel, but the real race (it needs native timing to happen).
 KERNEL_MATRIX = True
-NATIVE_ONLY = ("test_haproxy_502s_named_from_both_ends",)
+NATIVE_ONLY = ("test_haproxy_502s_named_from_both_ends", "test_nginx_failures_named_from_both_ends")
 
 
 # The same assertions as at the request level (idle to within 20 ms,
@@ -169,6 +169,21 @@ def test_haproxy_502s_named_from_both_ends():
         # Node closes at keepAliveTimeout + 1 s; stamps are jiffies (<= 10 ms)
         check(abs(svc[0]["backend_idle"]["timeout_s"] * 1000 - (r["keepalive_ms"] + 1000)) < 15,
               svc[0]["backend_idle"])
+
+
+def test_nginx_failures_named_from_both_ends():
+    """Behind nginx: what its error log says it failed (a reset by the
+    backend) is what katrace names, on the backend and on the proxy. nginx
+    re-sends most failed pooled requests, so a run may fail none: then
+    katrace names none."""
+    r = racelab("--proxy", "nginx", "--workers", "40", "--rounds", "12", "--min-502", "3",
+                "--method", "POST,GET", "--level", "conn")
+    failed = sorted(f["request"] for f in r["proxy_failed"])
+    check(r["requests"] >= 480, r["requests"])
+    check(sorted(r["lost_backend"]) == failed and r["lost_count_backend"] == len(failed),
+          (failed, r["lost_backend"]))
+    check(sorted(r["lost_proxy"]) == failed and r["lost_count_proxy"] == len(failed),
+          (failed, r["lost_proxy"]))
 
 
 def test_bad_level():
