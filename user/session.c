@@ -210,6 +210,18 @@ static struct held *held_of(struct session *s, unsigned int kind, const struct t
 	return NULL;
 }
 
+/* A lost request held as seen only by the peer, on this very end. */
+static struct held *held_by_peer(struct session *s, const struct tuple *t)
+{
+	int i;
+
+	for (i = 0; i < s->nheld; i++)
+		if (s->held[i].kind == HELD_LOST && s->held[i].lost.seen_by_peer &&
+		    same_tuple(&s->held[i].lost.t, t))
+			return &s->held[i];
+	return NULL;
+}
+
 static struct owner_exit *exit_of(struct session *s, uint32_t pid)
 {
 	int i;
@@ -227,6 +239,26 @@ static void set_other_end(struct other_end *o, const struct conn *c)
 	memcpy(o->comm, c->comm, sizeof(o->comm));
 }
 
+/* Two records of one failed request: the backend's own evidence wins
+ * over the client's, and over the RST its peer received (which can come
+ * first: tcp_send_reset fires after the RST went out). */
+static void merge_lost(struct lost *first, const struct lost *l)
+{
+	struct other_end other = first->other;
+
+	if (l->side == LOST_AT_SERVER && first->side == LOST_AT_CLIENT) {
+		struct conn client = first->conn;
+
+		*first = *l;
+		set_other_end(&first->other, &client);
+	} else if (first->seen_by_peer && !l->seen_by_peer && l->side == LOST_AT_SERVER) {
+		*first = *l;
+		first->other = other;
+	} else if (l->matched && first->side != l->side) {
+		set_other_end(&first->other, &l->conn);
+	}
+}
+
 /* A failed request, held for its other end: seen from both ends of one
  * host, it is one record, the backend's (it knows more), carrying both. */
 static void report_lost(struct session *s, const struct lost *l)
@@ -234,17 +266,10 @@ static void report_lost(struct session *s, const struct lost *l)
 	struct held *h = held_of(s, HELD_LOST, &l->t);
 	struct owner_exit *x;
 
+	if (!h && !l->seen_by_peer)
+		h = held_by_peer(s, &l->t);
 	if (h) {
-		struct lost *first = &h->lost;
-
-		if (l->side == LOST_AT_SERVER && first->side == LOST_AT_CLIENT) {
-			struct conn client = first->conn;
-
-			*first = *l;
-			set_other_end(&first->other, &client);
-		} else if (l->matched) {
-			set_other_end(&first->other, &l->conn);
-		}
+		merge_lost(&h->lost, l);
 		return;
 	}
 	x = l->cause == CAUSE_BACKEND_EXIT && l->matched ? exit_of(s, l->conn.tgid) : NULL;
@@ -566,7 +591,7 @@ static const char *reason_name(struct session *s, int reason)
 /* The connection a reset in answer to a request belongs to: live, or
  * finished moments ago (NULL: neither). */
 static const struct conn *reset_conn(struct session *s, const struct reset_event *e,
-				     const struct http_state **h, struct conn_rec **live)
+				     struct http_state **h, struct conn_rec **live)
 {
 	struct finished *f;
 
@@ -584,7 +609,7 @@ static const struct conn *reset_conn(struct session *s, const struct reset_event
  * to the race, or to the backend's exit when an exiting process closed. */
 static void backend_lost(struct session *s, const struct reset_event *e)
 {
-	const struct http_state *h = NULL;
+	struct http_state *h = NULL;
 	struct conn_rec *live;
 	const struct conn *c;
 	struct http_msg m;
@@ -608,8 +633,8 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 		return; /* not one of the traced process's connections */
 	if (!readable && !conn_served(c, h))
 		return;
-	if (live)
-		live->http.lost_reported = true;
+	if (h) /* live or finished: the peer's RST is then this record's */
+		h->lost_reported = true;
 	l.ts_ns = arrived;
 	if (readable)
 		http_request_line(&m, l.request, sizeof(l.request));

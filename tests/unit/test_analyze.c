@@ -2,6 +2,7 @@
  * recorded from race-lab runs (tests/fixtures): no root, no BPF. */
 #include <arpa/inet.h>
 #include <math.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -239,6 +240,45 @@ static int feed(void *ctx, const void *rec, size_t len)
 	return session_event(ctx, rec, len);
 }
 
+/* A RST on a live connection whose tuple an earlier connection, closed
+ * idle, had. tcp_send_reset fires after the RST is out, so the peer's
+ * tcp_receive_reset can come first and find the earlier one: still one
+ * lost request, the backend's. */
+static void peer_rst_before_the_backends(void)
+{
+	static const char req[] = "POST /race/1-2 HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct session *s = new_session();
+	struct reset_event peer = { .h.type = EV_RESET,
+				    .sk = 99,
+				    .sk_kind = SK_KIND_FULL,
+				    .sk_state = TCP_ESTABLISHED,
+				    .payload_src = SRC_UNACKED,
+				    .reason = -1,
+				    .payload_len = sizeof(req) - 1 };
+	struct reset_event backend = peer;
+
+	http_conn(s, 1, ROLE_SERVER, 8080, 5000, 1000, 1, 0, 1200, CLOSED_LOCAL_FIN);
+	peer.t.family = AF_INET;
+	peer.t.lport = 5000;
+	peer.t.rport = 8080;
+	inet_pton(AF_INET, "10.0.0.9", peer.t.laddr);
+	inet_pton(AF_INET, "127.0.0.1", peer.t.raddr);
+	peer.h.ts_ns = 20000 * MS;
+	memcpy(peer.payload, req, sizeof(req) - 1);
+	backend.sent = 1;
+	backend.sk = 2;
+	backend.t = tuple_reversed(&peer.t);
+	backend.payload_src = SRC_ARRIVED;
+	backend.arrived_ns = peer.h.ts_ns - MS;
+	backend.h.ts_ns = peer.h.ts_ns + MS / 10;
+	memcpy(backend.payload, req, sizeof(req) - 1);
+	session_event(s, &peer, sizeof(peer));
+	session_event(s, &backend, sizeof(backend));
+	session_finish(s);
+	CHECK(lost_requests(s) == 1, "%llu lost", (unsigned long long)lost_requests(s));
+	free_session(s);
+}
+
 static void apply_header(void *ctx, const struct capture_header *h)
 {
 	session_use_header(ctx, h);
@@ -336,6 +376,7 @@ int main(void)
 	RUN(margin_decides);
 	RUN(nothing_idle);
 	RUN(many_connections);
+	RUN(peer_rst_before_the_backends);
 	RUN(recorded_haproxy_race);
 	RUN(recorded_nginx_control);
 	return any_failed;
