@@ -4,6 +4,7 @@
 #   make test | demo | bench   install what is missing, then run
 #   make test-native | test-kernels   the tests on this kernel, or on the VMs only
 #   make install [PREFIX= DESTDIR=] | deb   install, or build a Debian package
+#   make screenshot   the README's picture of the HTML report (tools/report/report.png)
 CLANG   ?= clang
 CC      ?= cc
 BPFTOOL ?= bpftool
@@ -18,13 +19,13 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 USER_SRC := $(wildcard user/*.c)
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
 # The pure logic, no BPF: what unit tests and fuzzers link.
-LOGIC    := http conn conntab output analyze advice capture session
+LOGIC    := http conn conntab timeline output html analyze advice capture session
 BUILD_OK := $(BUILD)/.build-deps-ok
 DEPS_OK  := $(BUILD)/.deps-ok
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps test test-native test-kernels unit demo bench clean fuzz fuzz-regressions install deb
+.PHONY: all deps test test-native test-kernels unit demo bench clean fuzz fuzz-regressions install deb screenshot
 all: katrace
 
 # The build packages are checked, not installed: a packager or a non-root
@@ -117,6 +118,9 @@ $(BUILD)/katrace-floor: tools/bench/floor.c $(BUILD)/floor.skel.h
 
 bench: $(DEPS_OK) katrace $(BUILD)/katrace-floor
 	./tools/bench/run
+
+screenshot: $(DEPS_OK) katrace
+	./tools/report/screenshot $(CAPTURE)
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its man page, the
 # systemd unit (its paths under PREFIX), the alert rules, the dashboard and a

@@ -12,9 +12,9 @@ LAYERS = [
     {"katrace", "http_methods"},                 # bpf/: the records, shared with BPF
     {"http", "advice", "args", "counters", "loader", "procfs", "endpoint"},
     {"conn"},                                    # the connection model
-    {"conntab", "capture"},
+    {"conntab", "capture", "timeline"},
     {"analyze"},
-    {"output"},                                  # renderers print what analysis found
+    {"output", "html"},                          # renderers print what analysis found
     {"session"},                                 # the join: records in, analysis, output
     {"metrics", "check"},
     {"main"},

@@ -23,6 +23,7 @@ void analyzer_free(struct analyzer *a)
 	for (i = 0; i < a->n; i++) {
 		free(a->svc[i].backend.samples);
 		free(a->svc[i].peer.samples);
+		timeline_free(&a->svc[i].timeline);
 	}
 	a->n = 0;
 }
@@ -151,6 +152,8 @@ void analyze_conn(struct analyzer *a, const struct conn *c, const struct http_st
 	if (idle >= MIN_IDLE_MS) {
 		add_idle(a, st, idle);
 		st->log2_ms[log2_slot(idle)]++;
+		if (a->keep_timeline)
+			timeline_close(&s->timeline, c->close_ns, idle, by_backend);
 	}
 }
 
@@ -158,6 +161,18 @@ static void add_example(char (*examples)[HTTP_MAX_PATH + 24], uint64_t n, const 
 {
 	if (n < LOST_EXAMPLES)
 		snprintf(examples[n], sizeof(examples[0]), "%s", what);
+}
+
+static void mark_lost(struct timeline *t, const struct lost *l, const char *what)
+{
+	struct event_mark *m = timeline_event(t, MARK_LOST, l->ts_ns);
+
+	if (!m)
+		return;
+	m->cause = l->cause;
+	m->idle_ms = l->idle_ms;
+	m->reason = l->reason;
+	snprintf(m->what, sizeof(m->what), "%s", what);
 }
 
 void analyze_lost(struct analyzer *a, const struct lost *l)
@@ -180,6 +195,8 @@ void analyze_lost(struct analyzer *a, const struct lost *l)
 								     "(unreadable)";
 	add_example(s->lost_examples, s->lost, what);
 	s->lost++;
+	if (a->keep_timeline)
+		mark_lost(&s->timeline, l, what);
 	add_example(s->causes.examples[l->cause], s->causes.lost[l->cause], what);
 	if (l->cause == CAUSE_PROXY_TIMEOUT && l->waited_ms >= 0) {
 		if (!s->causes.lost[l->cause] || l->waited_ms < s->causes.waited_min_ms)
@@ -207,6 +224,8 @@ void analyze_refused(struct analyzer *a, const struct refused *r)
 	s = service_of(a, &tmp, &tmp.t);
 	if (s)
 		s->causes.refused++;
+	if (s && a->keep_timeline)
+		timeline_event(&s->timeline, MARK_REFUSED, r->ts_ns);
 }
 
 static struct service *local_service(struct analyzer *a, uint16_t port)
@@ -255,6 +274,14 @@ static void window_text(const struct analyzer *a, const struct service *s, uint6
 			 next ? next->tgid : 0);
 }
 
+static void mark_down(struct timeline *t, uint64_t from_ns, uint64_t to_ns)
+{
+	struct event_mark *m = timeline_event(t, MARK_DOWN, from_ns);
+
+	if (m)
+		m->end_ns = to_ns;
+}
+
 void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns,
 			   const struct listen_entry *next)
 {
@@ -269,14 +296,23 @@ void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, 
 			    sizeof(s->causes.first_window));
 	}
 	s->causes.down_ms += (to_ns - from_ns) / 1e6;
+	if (a->keep_timeline)
+		mark_down(&s->timeline, from_ns, next ? to_ns : 0);
 }
 
-void analyze_exit(struct analyzer *a, uint16_t port, uint32_t pid, const char *comm, int exit_code)
+void analyze_exit(struct analyzer *a, uint16_t port, uint64_t ts_ns, uint32_t pid, const char *comm,
+		  int exit_code)
 {
 	struct service *s = local_service(a, port);
+	struct event_mark *m;
 
 	if (!s)
 		return;
+	m = a->keep_timeline ? timeline_event(&s->timeline, MARK_EXIT, ts_ns) : NULL;
+	if (m)
+		snprintf(m->what, sizeof(m->what), "%.*s[%u] exited (%s %d)", TASK_COMM_LEN - 1,
+			 comm, pid, exit_code & 0x7f ? "signal" : "exit code",
+			 exit_code & 0x7f ? exit_code & 0x7f : (exit_code >> 8) & 0xff);
 	s->causes.exits++;
 	s->causes.last_exit_code = exit_code;
 	s->causes.exit_pid = pid;

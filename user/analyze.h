@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "conn.h"
+#include "timeline.h"
 
 #define MAX_SERVICES  64
 #define MAX_SAMPLES   16384 /* idle times kept per side and service (reservoir) */
@@ -60,6 +61,7 @@ struct service {
 		char first_window[200];		   /* it in words: who went, who came back */
 		double down_ms;			   /* all windows together */
 	} causes;
+	struct timeline timeline; /* with analyzer.keep_timeline only */
 };
 
 enum verdict_kind { VERDICT_INSUFFICIENT = 0, VERDICT_OK, VERDICT_MISMATCH };
@@ -98,6 +100,7 @@ struct analyzer {
 	double margin_ms;	/* --margin: how much the backend must outlast the peer */
 	int64_t wall_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for times in words */
 	uint64_t rng;
+	bool keep_timeline; /* for the HTML report */
 };
 
 void analyzer_init(struct analyzer *a, double margin_ms);
@@ -115,7 +118,8 @@ void analyze_refused(struct analyzer *a, const struct refused *r);
 void analyze_listener_down(struct analyzer *a, uint16_t port, uint64_t from_ns, uint64_t to_ns,
 			   const struct listen_entry *next);
 /* A process that listened on local port exited. */
-void analyze_exit(struct analyzer *a, uint16_t port, uint32_t pid, const char *comm, int exit_code);
+void analyze_exit(struct analyzer *a, uint16_t port, uint64_t ts_ns, uint32_t pid, const char *comm,
+		  int exit_code);
 struct cluster infer_timeout(const double *ms, uint32_t n);
 double percentile(const double *sorted, uint32_t n, double p);
 void analyze_verdict(const struct analyzer *a, const struct service *s, struct verdict *v);

@@ -20,6 +20,7 @@
 #include "check.h"
 #include "loader.h"
 #include "endpoint.h"
+#include "html.h"
 #include "metrics.h"
 #include "procfs.h"
 #include "session.h"
@@ -48,6 +49,7 @@ static struct env {
 	const char *cgroup_path;
 	uint64_t cgroup_id;
 	const char *report_path; /* katrace report FILE */
+	const char *html_path;	 /* --html */
 } env = { .max_conns = 65536, .margin_s = 5 };
 
 enum {
@@ -62,7 +64,8 @@ enum {
 	OPT_METRICS_ADDR,
 	OPT_METRICS_FILE,
 	OPT_CGROUP,
-	OPT_LEVEL
+	OPT_LEVEL,
+	OPT_HTML
 };
 
 #define METRICS_FILE_PERIOD_NS 10000000000ULL
@@ -78,6 +81,7 @@ static const char doc[] =
 	"    katrace -p 1234 --json -d 60\n"
 	"    katrace -p 1234 -w incident.katrace   # record, then:\n"
 	"    katrace report incident.katrace       # replay (no root needed)\n"
+	"    katrace report incident.katrace --html incident.html   # the picture\n"
 	"    katrace check --target 127.0.0.1:3000 --lb aws-alb   # CI: see katrace check --help";
 
 static const struct argp_option opts[] = {
@@ -92,6 +96,10 @@ static const struct argp_option opts[] = {
 	{ "max-conns", OPT_MAX_CONNS, "N", 0, "Connections tracked at once (default 65536)", 0 },
 	{ "write", 'w', "FILE", 0,
 	  "Record the event stream into FILE (zlib); replay with: katrace report FILE", 0 },
+	{ "html", OPT_HTML, "FILE", 0,
+	  "At the end, write the report as one self-contained HTML page (timeline, idle times "
+	  "against the timeouts, verdict)",
+	  0 },
 	{ "cgroup", OPT_CGROUP, "PATH", 0,
 	  "Only processes in this cgroup v2 directory (a container), or below it", 0 },
 	{ "level", OPT_LEVEL, "request|conn", 0,
@@ -263,6 +271,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *st)
 	case OPT_CGROUP:
 		set_cgroup(arg);
 		break;
+	case OPT_HTML:
+		env.html_path = arg;
+		break;
 	case ARGP_KEY_ARG:
 		positional(arg, st);
 		break;
@@ -429,6 +440,7 @@ static struct session *open_session(void)
 		.full_path = env.full_path,
 		.pid_filter = env.ntgids > 0,
 		.verbose = env.verbose,
+		.timeline = env.html_path != NULL,
 	};
 	struct session *s;
 
@@ -659,11 +671,48 @@ static void close_live(struct live *l)
 	tracer_close(l->t);
 }
 
+/* What the run traced, in words, for the report's heading. */
+static void source_text(char *buf, size_t len)
+{
+	size_t n;
+	int i;
+
+	if (env.report_path) {
+		snprintf(buf, len, "Replayed from the capture %s.", env.report_path);
+		return;
+	}
+	n = snprintf(buf, len, "Traced live: %s", env.ntgids ? "pid" : "every TCP connection");
+	for (i = 0; i < env.ntgids && n < len; i++)
+		n += snprintf(buf + n, len - n, " %d",
+			      env.tgids[i] > 0 ? env.tgids[i] : -env.tgids[i]);
+	if (env.port && n < len)
+		n += snprintf(buf + n, len - n, ", port %u", env.port);
+	if (n < len)
+		snprintf(buf + n, len - n, ", at --level %s.",
+			 env.level == LEVEL_CONN ? "conn" : "request");
+}
+
+/* --html: opened before tracing, so that a path it cannot write fails at once. */
+static int write_html(FILE *f, const struct session *s)
+{
+	char source[512];
+	int err;
+
+	source_text(source, sizeof(source));
+	err = html_report(f, session_analysis(s), source);
+	if (fclose(f) || err) {
+		fprintf(stderr, "katrace: cannot write %s: %s\n", env.html_path, strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "katrace: report written to %s\n", env.html_path);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
 	struct live l = {};
-	FILE *log;
+	FILE *log, *html = NULL;
 	int err;
 
 	if (argc > 1 && !strcmp(argv[1], "check"))
@@ -671,6 +720,10 @@ int main(int argc, char **argv)
 	if (argp_parse(&argp, argc, argv, 0, NULL, NULL))
 		return 1;
 	wall_offset_ns = (int64_t)(now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC));
+	if (env.html_path && !(html = fopen(env.html_path, "we"))) {
+		fprintf(stderr, "katrace: cannot write %s: %s\n", env.html_path, strerror(errno));
+		return 1;
+	}
 	l.s = open_session();
 	if (!l.s)
 		return 1;
@@ -682,6 +735,12 @@ int main(int argc, char **argv)
 		while (!stop_signal && tick(&l))
 			;
 		err = finish_live(&l);
+	}
+	if (html && !err) {
+		err = write_html(html, l.s);
+	} else if (html) { /* no run, no report */
+		fclose(html);
+		unlink(env.html_path);
 	}
 	close_live(&l);
 	log = session_log(l.s);

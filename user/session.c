@@ -78,6 +78,7 @@ struct session *session_new(const struct session_opts *o)
 	}
 	analyzer_init(&s->an, o->margin_ms);
 	s->an.wall_offset_ns = o->out.wall_offset_ns;
+	s->an.keep_timeline = o->timeline;
 	s->out = o->out;
 	s->full_path = o->full_path;
 	s->pid_filter = o->pid_filter;
@@ -417,7 +418,8 @@ static void on_owner_exit(struct session *s, const struct owner_event *e)
 		if (s->listeners[i].e.tgid != e->tgid)
 			continue;
 		h->exit.held_listener = true;
-		analyze_exit(&s->an, s->listeners[i].e.t.lport, e->tgid, e->comm, e->exit_code);
+		analyze_exit(&s->an, s->listeners[i].e.t.lport, e->h.ts_ns, e->tgid, e->comm,
+			     e->exit_code);
 	}
 }
 

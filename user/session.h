@@ -20,6 +20,7 @@ struct session_opts {
 	bool full_path;	    /* keep query strings */
 	bool pid_filter;    /* resets that match no traced connection are dropped */
 	bool verbose;	    /* every reset, on stderr */
+	bool timeline;	    /* keep what happened when, for the HTML report */
 };
 
 struct session;

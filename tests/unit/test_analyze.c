@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include "capture.h"
+#include "html.h"
 #include "unit.h"
 #include "session.h"
 
@@ -14,7 +15,7 @@
 
 static struct session *new_session(void)
 {
-	struct session_opts o = { .max_conns = 65536, .margin_ms = 5000 };
+	struct session_opts o = { .max_conns = 65536, .margin_ms = 5000, .timeline = true };
 
 	o.out.f = fopen("/dev/null", "w");
 	return session_new(&o);
@@ -367,6 +368,41 @@ static void recorded_nginx_control(void)
 	free_session(s);
 }
 
+/* The page escapes what came from the network, and holds what a replayed
+ * race lost. */
+static void html_of_a_race(void)
+{
+	struct analyzer a;
+	struct lost l = { .side = LOST_AT_SERVER, .ts_ns = 5 * MS, .idle_ms = 1200 };
+	struct session *s = replay("tests/fixtures/haproxy-backend.katrace");
+	char *page = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	analyzer_init(&a, 5000);
+	a.keep_timeline = true;
+	strcpy(l.request, "GET /<script>alert('x')</script>");
+	l.t.lport = 80;
+	analyze_lost(&a, &l);
+	f = open_memstream(&page, &len);
+	CHECK(html_report(f, &a, "a <test>") == 0, "write");
+	fclose(f);
+	CHECK(!strstr(page, "<script") && strstr(page, "GET /&lt;script&gt;alert(&#39;x&#39;)"),
+	      "not escaped");
+	CHECK(strstr(page, "a &lt;test&gt;"), "source not escaped");
+	free(page);
+	analyzer_free(&a);
+	CHECK(s, "replay");
+	f = open_memstream(&page, &len);
+	html_report(f, session_analysis(s), "fixture");
+	fclose(f);
+	CHECK(strstr(page, "data-verdict='MISMATCH'") && strstr(page, "POST /race/17-10") &&
+		      strstr(page, "backend closes at 1.20 s"),
+	      "page");
+	free(page);
+	free_session(s);
+}
+
 int main(void)
 {
 	RUN(one_close_only);
@@ -379,5 +415,6 @@ int main(void)
 	RUN(peer_rst_before_the_backends);
 	RUN(recorded_haproxy_race);
 	RUN(recorded_nginx_control);
+	RUN(html_of_a_race);
 	return any_failed;
 }
