@@ -12,6 +12,8 @@ RUN_PKGS="libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wr
           util-linux"
 # tools/deploy checks: promtool (in prometheus); the package test: man, systemd-analyze
 DEPLOY_PKGS="prometheus man-db systemd"
+# the HTML report's test and make screenshot: headless Chromium, a font
+REPORT_PKGS="chromium fonts-dejavu-core"
 # tools/vm: the kernel matrix (Debian kernels booted under qemu, virtiofs)
 VM_PKGS="qemu-system-x86 qemu-system-common busybox-static cpio kmod xz-utils"
 
@@ -31,7 +33,7 @@ if [ "${1:-}" = --check ]; then
 	exit 1
 fi
 
-missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $DEPLOY_PKGS $VM_PKGS")
+missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $DEPLOY_PKGS $REPORT_PKGS $VM_PKGS")
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
