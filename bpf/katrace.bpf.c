@@ -516,7 +516,7 @@ int BPF_PROG(on_destroy, struct sock *sk)
 		owner_acts(c);
 	fill_from_socket(c, sk, now);
 	emit_conn(EV_DESTROY, c, now);
-	if (c->proto == PROTO_HTTP && c->role == ROLE_SERVER)
+	if ((c->proto == PROTO_HTTP || c->proto == PROTO_TLS) && c->role == ROLE_SERVER)
 		bpf_map_delete_elem(&arrivals, &key);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
@@ -730,7 +730,7 @@ static __always_inline void fill_reset_payload(struct reset_event *e, const stru
 	if (e->sent && skb) {
 		e->seg_flags = skb_tcp_flags(skb);
 		fill_reset_segment(e, sk, skb);
-	} else if (e->sent && c && c->proto == PROTO_HTTP) {
+	} else if (e->sent && c && (c->proto == PROTO_HTTP || c->proto == PROTO_TLS)) {
 		fill_reset_arrival(e, sk, e->sk);
 	} else if (!e->sent && e->sk_kind == SK_KIND_FULL && e->sk_state != TCP_SYN_SENT) {
 		fill_reset_unacked(e, sk);
@@ -978,10 +978,73 @@ static __always_inline void account_request(struct http_acct *h, __u8 dir, __u8 
 		h->partial |= bit;
 }
 
+#define TLS_ALERT	       21
+#define TLS_HANDSHAKE	       22
+#define TLS_APPLICATION	       23
+#define TLS_CLIENT_HELLO       1
+#define TLS_RECORD_HEADER      5
+#define TLS_CHANGE_CIPHER_SPEC 20
+/* ChangeCipherSpec (6 bytes) and a TLS 1.3 Finished record: 5 + 4 + a
+ * SHA-384 verify_data (48) + 1 + 16 */
+#define TLS13_CLIENT_FINISHED_MAX (6 + 5 + 4 + 48 + 1 + 16)
+/* TLS 1.3 hides an alert in an application-data record: 2 bytes, its
+ * inner type and a 16-byte AEAD tag (RFC 8446 5.2). */
+#define TLS13_ALERT_RECORD (5 + 2 + 1 + 16)
+
+/* A connection's first bytes as a TLS ClientHello record. */
+static __always_inline bool tls_client_hello(const __u8 *first, __u32 n)
+{
+	return n >= 12 && first[0] == TLS_HANDSHAKE && first[1] == 3 &&
+	       first[5] == TLS_CLIENT_HELLO;
+}
+
+/* A request or an answer on a TLS connection, at time now. */
+static __always_inline void tls_exchange(struct http_acct *h, bool request, __u64 now)
+{
+	if (request) {
+		if (h->responses && now - h->last_response_ns > h->max_reuse_gap_ns)
+			h->max_reuse_gap_ns = now - h->last_response_ns;
+		h->requests++;
+		h->last_request_ns = now;
+	} else {
+		h->responses++;
+		h->last_response_ns = now;
+	}
+}
+
+/* One call on a TLS connection, from the record header that starts it (in
+ * the clear). Returns true for an alert: the close_notify a closing end
+ * sends before its FIN is part of the close, not data. A call that starts
+ * mid-record counts as data. A client's first request may come in one
+ * read with its last handshake records (a TLS 1.3 middlebox-compatible
+ * ChangeCipherSpec and Finished): more bytes than those hold is a request. */
+static __always_inline bool account_tls(struct conn *c, __u8 dir, const __u8 *first, __u32 n,
+					__u32 moved, __u64 now)
+{
+	struct http_acct *h = &c->http;
+
+	if (n < TLS_RECORD_HEADER || first[1] != 3)
+		return false;
+	if (first[0] == TLS_ALERT ||
+	    (first[0] == TLS_APPLICATION &&
+	     ((__u32)first[3] << 8 | first[4]) == TLS13_ALERT_RECORD - TLS_RECORD_HEADER))
+		return true;
+	if (dir == h->req_dir) {
+		if (h->requests == h->responses &&
+		    (first[0] == TLS_APPLICATION ||
+		     (first[0] == TLS_CHANGE_CIPHER_SPEC && moved > TLS13_CLIENT_FINISHED_MAX)))
+			tls_exchange(h, true, now);
+	} else if (first[0] == TLS_APPLICATION && h->requests > h->responses) {
+		tls_exchange(h, false, now);
+	}
+	return false;
+}
+
 /* Account for the HTTP/1.x message this call starts, in the connection's
  * entry: no event per message. Other calls, and other protocols, cost one
- * 4-byte read. */
-static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64 now)
+ * 4-byte read. Returns true for a call that moved no data of the
+ * connection's own (a TLS alert). */
+static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64 now)
 {
 	struct http_acct *h = &c->http;
 	__u8 first[12] __attribute__((aligned(4))) = {};
@@ -991,15 +1054,19 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 	__u8 bit = 1 << dir;
 
 	if (c->proto == PROTO_OTHER || !wanted(c))
-		return;
+		return false;
 	buf = syscall_buffer(&n, moved);
 	if (!buf || !n)
-		return;
-	/* one read: the method or "HTTP", and a status code */
+		return false;
+	/* one read: the method or "HTTP", and a status code; or a TLS record
+	 * header, which OpenSSL reads on its own (5 bytes) */
 	if (n >= sizeof(first) ? bpf_probe_read_user(first, sizeof(first), buf) :
+	    n >= 5	       ? bpf_probe_read_user(first, 5, buf) :
 	    n >= 4	       ? bpf_probe_read_user(first, 4, buf) :
 				 0)
-		return;
+		return false;
+	if (c->proto == PROTO_TLS)
+		return account_tls(c, dir, first, n, moved, now);
 	head = *(__u32 *)first;
 	start = n >= 4 && http_start(head);
 	cont = h->partial & bit;
@@ -1008,9 +1075,13 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 		 * than four cannot tell, so they pass as a possible start. */
 		if (n < 4)
 			start = true;
-		c->proto = start ? PROTO_HTTP : PROTO_OTHER;
+		c->proto = start		      ? PROTO_HTTP :
+			   tls_client_hello(first, n) ? PROTO_TLS :
+							PROTO_OTHER;
+		if (c->proto == PROTO_TLS) /* its requests go the ClientHello's way */
+			h->req_dir = dir;
 		if (!start)
-			return;
+			return false;
 	}
 	if (start)
 		c->proto = PROTO_HTTP;
@@ -1021,6 +1092,7 @@ static __always_inline void account(struct conn *c, __u8 dir, __u32 moved, __u64
 		account_response(h, first, n, now);
 	else if (start)
 		account_request(h, dir, bit, n, moved, buf, now);
+	return false;
 }
 
 /* A send or receive call that moved data, in the caller's context, at
@@ -1035,11 +1107,12 @@ static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 di
 	set_owner(c);
 	if (flags & MSG_PEEK) /* a peek leaves the data queued */
 		return;
+	if (account(c, dir, ret, now))
+		return;
 	if (dir == DIR_OUT)
 		c->last_send_ns = now;
 	else
 		c->last_recv_ns = now;
-	account(c, dir, ret, now);
 }
 
 /* A data call seen by sock_send_length/sock_recv_length. Its time comes
@@ -1131,8 +1204,8 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
 		c->proto = PROTO_HTTP;
 		if (c->role == ROLE_UNKNOWN)
 			c->role = head == HEAD_HTTP ? ROLE_CLIENT : ROLE_SERVER;
-	} else if (c->start_ns) {
-		c->proto = PROTO_OTHER;
+	} else if (c->start_ns) { /* a TLS handshake record, or something else */
+		c->proto = (head & 0xffff) == (TLS_HANDSHAKE | 3 << 8) ? PROTO_TLS : PROTO_OTHER;
 	}
 }
 
@@ -1142,7 +1215,8 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
 #define ACTIVE_JIFFIES (MIN_IDLE_MS / 10)
 
 /* A request arriving on an idle HTTP connection of a server: its start is
- * kept, at its sequence number, in the connection's arrivals entry. */
+ * kept, at its sequence number, in the connection's arrivals entry. On a
+ * TLS connection, only the record's 5-byte header (in the clear). */
 static __always_inline void keep_arrival(const struct conn *c, const struct sock *sk, __u64 key,
 					 const struct sk_buff *skb, void *payload, __u32 linear,
 					 __u32 total, __u32 seq)
@@ -1163,7 +1237,8 @@ static __always_inline void keep_arrival(const struct conn *c, const struct sock
 		if (!a)
 			return;
 	}
-	n = read_segment(sk, skb, payload, linear, total, a->payload, total);
+	n = read_segment(sk, skb, payload, linear, total, a->payload,
+			 c->proto == PROTO_TLS ? TLS_RECORD_HEADER : total);
 	if (!n)
 		return;
 	a->ts_ns = now;
@@ -1210,7 +1285,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	/* only the segment's bytes are left to read: not for a connection
 	 * they can tell nothing about */
 	learn = trace_level == LEVEL_CONN && c->proto == PROTO_UNKNOWN;
-	if (!learn && (c->proto != PROTO_HTTP || c->role != ROLE_SERVER))
+	if (!learn && ((c->proto != PROTO_HTTP && c->proto != PROTO_TLS) || c->role != ROLE_SERVER))
 		return;
 	payload = skb_payload(skb, &linear, &total);
 	if (!payload || total < 4)
@@ -1222,9 +1297,12 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 		return;
 	if (learn)
 		learn_proto(c, head);
-	if (first || c->proto != PROTO_HTTP || c->role != ROLE_SERVER || !http_start(head))
+	if (first || c->role != ROLE_SERVER)
 		return;
-	keep_arrival(c, sk, key, skb, payload, linear, total, seq[0]);
+	if (c->proto == PROTO_HTTP ? http_start(head) :
+	    c->proto == PROTO_TLS  ? (head & 0xffff) == (TLS_APPLICATION | 3 << 8) :
+				     false)
+		keep_arrival(c, sk, key, skb, payload, linear, total, seq[0]);
 }
 
 SEC("tp_btf/tcp_probe")

@@ -58,7 +58,7 @@ enum sk_kind { SK_KIND_NONE = 0, SK_KIND_FULL = 1, SK_KIND_TIMEWAIT = 2, SK_KIND
 enum data_dir { DIR_IN = 0, DIR_OUT = 1 };
 
 /* What a connection carries, decided by its first bytes. */
-enum conn_proto { PROTO_UNKNOWN = 0, PROTO_HTTP = 1, PROTO_OTHER = 2 };
+enum conn_proto { PROTO_UNKNOWN = 0, PROTO_HTTP = 1, PROTO_OTHER = 2, PROTO_TLS = 3 };
 
 /* Where a payload came from. */
 enum payload_src {
@@ -82,7 +82,10 @@ struct tuple {
 };
 
 /* HTTP/1.x on one connection, counted in the kernel as the calls happen,
- * so that no event is needed per request. */
+ * so that no event is needed per request. On a TLS connection, only its
+ * exchanges are counted (requests: application data the way the
+ * ClientHello went, after the last answer; responses: the answers), and
+ * no bytes are kept. */
 struct http_acct {
 	__u64 last_request_ns;
 	__u64 last_response_ns; /* start of the last final (>= 200) response */

@@ -80,9 +80,10 @@ def test_non_http_and_tls_still_reported():
             wait_eof(c)
             ports.append(local_port(c))
             c.close()
-        for port in ports:
+        for port, proto in zip(ports, ("tls", "other")):
             r = one_close(kt, port)
             check(r["requests"] == 0 and r["last_request"] is None and r["last_status"] is None, r)
+            check(r["proto"] == proto, r)
     check("error" not in kt.stderr.lower(), kt.stderr)
 
 

@@ -191,6 +191,7 @@ void analyze_lost(struct analyzer *a, const struct lost *l)
 	if (!s)
 		return;
 	what = l->request[0]					   ? l->request :
+	       l->unnamed == UNNAMED_ENCRYPTED			   ? "(inside TLS)" :
 	       c->level == LEVEL_CONN && l->side == LOST_AT_CLIENT ? "(not named at --level conn)" :
 								     "(unreadable)";
 	add_example(s->lost_examples, s->lost, what);

@@ -97,7 +97,8 @@ bool conn_served(const struct conn *c, const struct http_state *h)
 		return false;
 	if (h->counted)
 		return h->requests > 0;
-	return c->proto == PROTO_HTTP && request_way_ns(c, h) && response_way_ns(c, h);
+	return (c->proto == PROTO_HTTP || c->proto == PROTO_TLS) && request_way_ns(c, h) &&
+	       response_way_ns(c, h);
 }
 
 bool conn_outstanding(const struct conn *c, const struct http_state *h)
@@ -157,9 +158,17 @@ const char *unnamed_name(enum unnamed why)
 	static const char *const names[] = {
 		[UNNAMED_PAGE_FRAGMENTS] = "page_fragments", [UNNAMED_BUSY] = "busy_connection",
 		[UNNAMED_CONN_LEVEL] = "conn_level",	     [UNNAMED_UNPARSED] = "not_http",
-		[UNNAMED_UNACKED] = "unacked_unreadable",
+		[UNNAMED_UNACKED] = "unacked_unreadable",    [UNNAMED_ENCRYPTED] = "encrypted",
 	};
 	return why > UNNAMED_NO && why < N_UNNAMED ? names[why] : NULL;
+}
+
+const char *proto_name(enum conn_proto proto)
+{
+	return proto == PROTO_HTTP  ? "http" :
+	       proto == PROTO_TLS   ? "tls" :
+	       proto == PROTO_OTHER ? "other" :
+				      NULL;
 }
 
 /* ---- addresses ---- */

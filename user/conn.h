@@ -80,10 +80,13 @@ enum unnamed {
 	UNNAMED_CONN_LEVEL,	/* --level conn reads no request lines of its own */
 	UNNAMED_UNPARSED,	/* its bytes were read and are not an HTTP request line */
 	UNNAMED_UNACKED,	/* the peer's unacknowledged bytes could not be read */
+	UNNAMED_ENCRYPTED,	/* it went inside TLS */
 	N_UNNAMED
 };
 
 const char *unnamed_name(enum unnamed why);
+/* "http", "tls", "other"; NULL while unknown. */
+const char *proto_name(enum conn_proto proto);
 
 /* The other end of a connection, when katrace saw it on this host too. */
 struct other_end {

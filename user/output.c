@@ -118,8 +118,10 @@ static void close_json(struct output *o, const struct conn *c, const struct http
 	fprintf(o->f, "{\"type\":\"close\",\"ts\":%.6f,\"pid\":%u,\"comm\":",
 		(int64_t)(v->at + o->wall_offset_ns) / 1e9, c->tgid);
 	json_string(o->f, v->comm);
-	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"closed_by\":\"%s\"",
-		v->laddr, v->raddr, role_name(c->role), closed_by_name(c->closed_by));
+	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"proto\":", v->laddr,
+		v->raddr, role_name(c->role));
+	json_string_or_null(o->f, proto_name(c->proto));
+	fprintf(o->f, ",\"closed_by\":\"%s\"", closed_by_name(c->closed_by));
 	json_ms(o->f, "idle_ms", v->idle_ms);
 	json_ms(o->f, "lifetime_ms", v->life_ms);
 	fprintf(o->f, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"states\":[",
@@ -197,8 +199,10 @@ static void lost_json(struct output *o, const struct lost *l, const char *laddr,
 
 	fprintf(o->f, "{\"type\":\"lost_request\",\"ts\":%.6f,\"pid\":", wall / 1e9);
 	json_pid_comm(o->f, l->matched, l->conn.tgid, l->conn.comm);
-	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"request\":", laddr,
-		raddr, l->side == LOST_AT_SERVER ? "server" : "client");
+	fprintf(o->f, ",\"laddr\":\"%s\",\"raddr\":\"%s\",\"role\":\"%s\",\"proto\":", laddr, raddr,
+		l->side == LOST_AT_SERVER ? "server" : "client");
+	json_string_or_null(o->f, l->matched ? proto_name(l->conn.proto) : NULL);
+	fputs(",\"request\":", o->f);
 	json_string_or_null(o->f, l->request);
 	fputs(",\"unnamed_because\":", o->f);
 	json_string_or_null(o->f, l->request[0] ? NULL : unnamed_name(l->unnamed));

@@ -453,7 +453,9 @@ static void lost_from_conn(struct lost *l, const struct conn_rec *r, enum lost_s
 	snprintf(l->request, sizeof(l->request), "%s",
 		 r->http.last_request[0] ? r->http.last_request : r->unacked_request);
 	if (!l->request[0])
-		l->unnamed = r->http.counted ? UNNAMED_UNPARSED : UNNAMED_CONN_LEVEL;
+		l->unnamed = r->c.proto == PROTO_TLS ? UNNAMED_ENCRYPTED :
+			     r->http.counted	     ? UNNAMED_UNPARSED :
+						       UNNAMED_CONN_LEVEL;
 	conn_wait(&r->c, &r->http, end_ns, &idle, &l->waited_ms);
 	l->idle_ms = idle;
 	l->ts_ns = r->c.close_ns - (uint64_t)(l->waited_ms > 0 ? l->waited_ms * 1e6 : 0);
@@ -607,6 +609,32 @@ static const struct conn *reset_conn(struct session *s, const struct reset_event
 	return f ? &f->c : NULL;
 }
 
+/* A TLS record that starts a segment, or an arrival left unread, as a
+ * request: application data, not an alert (a closing peer's close_notify
+ * is none; in TLS 1.3 it is a 19-byte application-data record). Unread, a
+ * segment's size decides: more than an alert's 24 or 31 bytes. */
+static bool tls_request(const struct reset_event *e)
+{
+	const uint8_t *p = e->payload;
+
+	if (e->payload_len >= 5)
+		return p[0] == 23 && p[1] == 3 && (p[3] << 8 | p[4]) != 19;
+	return e->seg_len > 31;
+}
+
+/* A reset answering a segment katrace could not read as a request, on a
+ * connection that served: HTTP in page fragments BPF could not read, or a
+ * request inside TLS (the race is the same there). */
+static bool unreadable_request(const struct reset_event *e, const struct conn *c,
+			       const struct http_state *h)
+{
+	if (!c || !conn_served(c, h))
+		return false;
+	if (c->proto == PROTO_TLS)
+		return tls_request(e);
+	return e->payload_src == SRC_NONLINEAR;
+}
+
 /* The backend sent a RST in answer to a request: the request was lost,
  * to the race, or to the backend's exit when an exiting process closed. */
 static void backend_lost(struct session *s, const struct reset_event *e)
@@ -626,14 +654,12 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	bool readable = http_parse(e->payload, e->payload_len, s->full_path, &m, &used) ==
 			HTTP_REQUEST;
 
-	/* bytes in page fragments the kernel would not let BPF read: still a
-	 * lost request if the connection carried HTTP */
-	if (!readable && !(e->payload_src == SRC_NONLINEAR && e->seg_len))
+	if (!readable && !e->seg_len && e->payload_src != SRC_ARRIVED)
 		return;
 	c = reset_conn(s, e, &h, &live);
 	if (!c && (s->pid_filter || !readable))
 		return; /* not one of the traced process's connections */
-	if (!readable && !conn_served(c, h))
+	if (!readable && !unreadable_request(e, c, h))
 		return;
 	if (h) /* live or finished: the peer's RST is then this record's */
 		h->lost_reported = true;
@@ -641,7 +667,7 @@ static void backend_lost(struct session *s, const struct reset_event *e)
 	if (readable)
 		http_request_line(&m, l.request, sizeof(l.request));
 	else
-		l.unnamed = UNNAMED_PAGE_FRAGMENTS;
+		l.unnamed = c->proto == PROTO_TLS ? UNNAMED_ENCRYPTED : UNNAMED_PAGE_FRAGMENTS;
 	l.reason = reason_name(s, e->reason);
 	if (c) {
 		l.matched = true;
@@ -711,9 +737,11 @@ static void lost_seen_by_peer(struct session *s, const struct reset_event *e)
 	if (!f || f->http.lost_reported || held_of(s, HELD_LOST, &e->t) ||
 	    f->c.closed_by != CLOSED_LOCAL_FIN || !conn_served(&f->c, &f->http))
 		return;
+	if (f->c.proto == PROTO_TLS && !tls_request(e))
+		return; /* the peer's close_notify, not a request */
 	f->http.lost_reported = true;
 	if (!unacked_request(s, e, l.request, sizeof(l.request)))
-		l.unnamed = UNNAMED_UNACKED;
+		l.unnamed = f->c.proto == PROTO_TLS ? UNNAMED_ENCRYPTED : UNNAMED_UNACKED;
 	l.seen_by_peer = true;
 	l.ts_ns = e->h.ts_ns;
 	l.matched = true;

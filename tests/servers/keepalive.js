@@ -1,13 +1,18 @@
 // A Node.js HTTP server with a chosen keepAliveTimeout, for tests and the race lab.
 // usage: node keepalive.js PORT KEEPALIVE_MS [HOST]   (PORT 0 picks one)
+// With TLS_CERT and TLS_KEY (PEM files) in the environment it serves HTTPS.
 // Prints "ready PORT" once listening. Node 20 closes an idle keep-alive
 // socket at keepAliveTimeout + ~1000 ms.
 // Paths that shape a failure: /status/NNN answers NNN, /close answers
 // without keep-alive, /slow/MS answers after MS ms, /crash exits (code 1)
 // as an uncaught error would, with whatever else is in flight.
-const http = require('http');
+const fs = require('fs');
 const [port, keepAliveMs, host] = [+process.argv[2] || 0, +process.argv[3], process.argv[4] || '127.0.0.1'];
-const server = http.createServer((req, res) => {
+const tls = process.env.TLS_CERT && { cert: fs.readFileSync(process.env.TLS_CERT),
+				      key: fs.readFileSync(process.env.TLS_KEY) };
+const serve = (handler) => tls ? require('https').createServer(tls, handler) :
+				 require('http').createServer(handler);
+const server = serve((req, res) => {
 	req.resume();	// drain any body
 	req.on('end', () => {
 		if (req.url.startsWith('/crash')) process.exit(1);
