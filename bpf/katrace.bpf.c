@@ -95,6 +95,46 @@ struct {
 	__type(value, __u8);
 } followed_ports SEC(".maps");
 
+/* The TLS library's calls (uprobes on SSL_read/SSL_write), per thread: the
+ * plaintext of an SSL_write until the thread's next write to a TLS
+ * connection claims it; the buffer an SSL_read fills; the TLS connection
+ * the thread last read, which that plaintext came from. */
+struct tls_write {
+	__u64 buf;
+	__u32 len;
+	__u32 _pad;
+	__u64 ts_ns;
+};
+
+struct tls_read {
+	__u64 buf;
+	__u64 readbytes; /* SSL_read_ex's size_t *, 0 for SSL_read */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct tls_write);
+} tls_writes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct tls_read);
+} tls_reads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} tls_last_read SEC(".maps");
+
+/* Set by the loader when it attached the uprobes. */
+const volatile bool tls_probes = false;
+
 /* Zeroed templates that new entries are inserted from, then filled in
  * place: the structs are too big for the 512-byte stack, and a per-CPU
  * scratch slot could be overwritten by a program nested in softirq. */
@@ -991,11 +1031,12 @@ static __always_inline void account_request(struct http_acct *h, __u8 dir, __u8 
  * inner type and a 16-byte AEAD tag (RFC 8446 5.2). */
 #define TLS13_ALERT_RECORD (5 + 2 + 1 + 16)
 
-/* A connection's first bytes as a TLS ClientHello record. */
+/* A connection's first bytes as a TLS ClientHello record (read by OpenSSL,
+ * only its 5-byte header). */
 static __always_inline bool tls_client_hello(const __u8 *first, __u32 n)
 {
-	return n >= 12 && first[0] == TLS_HANDSHAKE && first[1] == 3 &&
-	       first[5] == TLS_CLIENT_HELLO;
+	return n >= TLS_RECORD_HEADER && first[0] == TLS_HANDSHAKE && first[1] == 3 &&
+	       (n < 12 || first[5] == TLS_CLIENT_HELLO);
 }
 
 /* A request or an answer on a TLS connection, at time now. */
@@ -1029,6 +1070,8 @@ static __always_inline bool account_tls(struct conn *c, __u8 dir, const __u8 *fi
 	    (first[0] == TLS_APPLICATION &&
 	     ((__u32)first[3] << 8 | first[4]) == TLS13_ALERT_RECORD - TLS_RECORD_HEADER))
 		return true;
+	if (c->tls_plain) /* counted from the plaintext */
+		return false;
 	if (dir == h->req_dir) {
 		if (h->requests == h->responses &&
 		    (first[0] == TLS_APPLICATION ||
@@ -1038,6 +1081,24 @@ static __always_inline bool account_tls(struct conn *c, __u8 dir, const __u8 *fi
 		tls_exchange(h, false, now);
 	}
 	return false;
+}
+
+/* The HTTP/1.x message a call's bytes start (first: the first of them),
+ * or continue. */
+static __always_inline void account_message(struct http_acct *h, __u8 dir, const __u8 *first,
+					    bool start, __u32 n, __u32 moved, const void *buf,
+					    __u64 now)
+{
+	__u8 bit = 1 << dir;
+	bool cont = h->partial & bit;
+
+	h->partial &= ~bit;
+	if (cont && !start)
+		account_continued(h, dir, bit, n, buf);
+	else if (start && *(const __u32 *)first == HEAD_HTTP)
+		account_response(h, first, n, now);
+	else if (start)
+		account_request(h, dir, bit, n, moved, buf, now);
 }
 
 /* Account for the HTTP/1.x message this call starts, in the connection's
@@ -1050,8 +1111,7 @@ static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64
 	__u8 first[12] __attribute__((aligned(4))) = {};
 	__u32 head, n = 0;
 	const void *buf;
-	bool start, cont;
-	__u8 bit = 1 << dir;
+	bool start;
 
 	if (c->proto == PROTO_OTHER || !wanted(c))
 		return false;
@@ -1069,8 +1129,7 @@ static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64
 		return account_tls(c, dir, first, n, moved, now);
 	head = *(__u32 *)first;
 	start = n >= 4 && http_start(head);
-	cont = h->partial & bit;
-	if (c->proto == PROTO_UNKNOWN && c->start_ns && !cont) {
+	if (c->proto == PROTO_UNKNOWN && c->start_ns && !(h->partial & (1 << dir))) {
 		/* The first bytes of a connection say what it carries; fewer
 		 * than four cannot tell, so they pass as a possible start. */
 		if (n < 4)
@@ -1085,14 +1144,61 @@ static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64
 	}
 	if (start)
 		c->proto = PROTO_HTTP;
-	h->partial &= ~bit;
-	if (cont && !start)
-		account_continued(h, dir, bit, n, buf);
-	else if (start && head == HEAD_HTTP)
-		account_response(h, first, n, now);
-	else if (start)
-		account_request(h, dir, bit, n, moved, buf, now);
+	account_message(h, dir, first, start, n, moved, buf, now);
 	return false;
+}
+
+/* An SSL_write's plaintext is claimed for so long after the call (Node.js
+ * writes the record to the socket later in the same turn of its loop). */
+#define TLS_WRITE_CLAIM_NS (50 * 1000000ULL)
+
+/* Plaintext the TLS library handled on connection c: its HTTP, counted as
+ * on a plaintext connection from the first request or response seen. */
+static __always_inline void account_plaintext(struct conn *c, __u8 dir, const void *buf, __u32 n,
+					      __u64 now)
+{
+	__u8 first[12] __attribute__((aligned(4))) = {};
+	bool start;
+
+	if (n < sizeof(first) || bpf_probe_read_user(first, sizeof(first), buf))
+		return;
+	start = http_start(*(__u32 *)first);
+	if (!c->tls_plain) {
+		if (!start)
+			return; /* not HTTP/1.x (h2): the exchanges still count */
+		/* from now on counted from the plaintext: the exchanges before
+		 * it were the handshake's and this message's own */
+		c->http.requests = c->http.responses = 0;
+		c->tls_plain = 1;
+	}
+	account_message(&c->http, dir, first, start, n, n, buf, now);
+}
+
+/* A TLS connection's socket call: a write claims the thread's pending
+ * SSL_write plaintext; a read is remembered for the SSL_read it feeds. */
+static __always_inline void tls_join(struct conn *c, __u64 sk, __u8 dir, __u64 now)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct tls_write *w;
+	__u64 *last;
+
+	if (dir == DIR_IN) {
+		last = bpf_map_lookup_elem(&tls_last_read, &tid);
+		if (last)
+			*last = sk;
+		else
+			bpf_map_update_elem(&tls_last_read, &tid, &sk, BPF_ANY);
+		return;
+	}
+	w = bpf_map_lookup_elem(&tls_writes, &tid);
+	if (!w || !w->len)
+		return;
+	/* now is the socket's clock (its last transmit or arrival), which can
+	 * be a little before the SSL_write */
+	if ((__s64)(now - w->ts_ns) < (__s64)TLS_WRITE_CLAIM_NS &&
+	    (__s64)(w->ts_ns - now) < (__s64)TLS_WRITE_CLAIM_NS)
+		account_plaintext(c, DIR_OUT, (const void *)w->buf, w->len, w->ts_ns);
+	w->len = 0;
 }
 
 /* A send or receive call that moved data, in the caller's context, at
@@ -1107,6 +1213,8 @@ static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 di
 	set_owner(c);
 	if (flags & MSG_PEEK) /* a peek leaves the data queued */
 		return;
+	if (tls_probes && c->proto == PROTO_TLS)
+		tls_join(c, (__u64)sk, dir, now);
 	if (account(c, dir, ret, now))
 		return;
 	if (dir == DIR_OUT)
@@ -1328,6 +1436,101 @@ int BPF_PROG(on_process_exit, struct task_struct *p)
 	emit_owner(EV_EXIT, NULL, tgid, p->group_leader->comm, p->exit_code, false,
 		   bpf_ktime_get_ns());
 	bpf_map_delete_elem(&owners, &tgid);
+	return 0;
+}
+
+/* ---- the TLS library (uprobes, attached per binary by the loader; the
+ * BPF_KPROBE macros read a user context's registers just as well) ---- */
+
+static __always_inline void tls_write_entry(const void *buf, __u64 num)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	struct tls_write *w, fresh = { .buf = (__u64)buf, .ts_ns = now };
+
+	if (!num || (filter_pid && !bpf_map_lookup_elem(&target_tgids, &tgid)))
+		return;
+	fresh.len = num > MAX_PAYLOAD ? MAX_PAYLOAD : num;
+	w = bpf_map_lookup_elem(&tls_writes, &tid);
+	/* the first plaintext since the last socket write: a message's start */
+	if (w && w->len && now - w->ts_ns < TLS_WRITE_CLAIM_NS)
+		return;
+	if (w)
+		*w = fresh;
+	else
+		bpf_map_update_elem(&tls_writes, &tid, &fresh, BPF_ANY);
+}
+
+static __always_inline void tls_read_entry(void *buf, void *readbytes)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, tgid = id >> 32;
+	struct tls_read r = { .buf = (__u64)buf, .readbytes = (__u64)readbytes };
+
+	if (filter_pid && !bpf_map_lookup_elem(&target_tgids, &tgid))
+		return;
+	bpf_map_update_elem(&tls_reads, &tid, &r, BPF_ANY);
+}
+
+/* SSL_read returned n bytes of plaintext: they came from the TLS connection
+ * the thread last read. */
+static __always_inline void tls_read_exit(long ret, bool ex)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct tls_read *r = bpf_map_lookup_elem(&tls_reads, &tid);
+	__u64 n = ret, *sk;
+	struct conn *c;
+
+	if (!r)
+		return;
+	if (ex && (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)r->readbytes)))
+		n = 0;
+	sk = n > 0 && n < 1 << 30 ? bpf_map_lookup_elem(&tls_last_read, &tid) : NULL;
+	c = sk ? bpf_map_lookup_elem(&conns, sk) : NULL;
+	if (c && c->proto == PROTO_TLS && wanted(c))
+		account_plaintext(c, DIR_IN, (const void *)r->buf, n, bpf_ktime_get_ns());
+	r->buf = 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_ssl_write, void *ssl, const void *buf, int num)
+{
+	tls_write_entry(buf, num > 0 ? num : 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_ssl_write_ex, void *ssl, const void *buf, __u64 num)
+{
+	tls_write_entry(buf, num);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_ssl_read, void *ssl, void *buf)
+{
+	tls_read_entry(buf, NULL);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(on_ssl_read_ex, void *ssl, void *buf, __u64 num, void *readbytes)
+{
+	tls_read_entry(buf, readbytes);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(on_ssl_read_ret, int ret)
+{
+	tls_read_exit(ret, false);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(on_ssl_read_ex_ret, int ret)
+{
+	tls_read_exit(ret, true);
 	return 0;
 }
 

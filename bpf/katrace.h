@@ -126,7 +126,9 @@ struct conn {
 	__u8 level;	     /* enum level; LEVEL_CONN: no HTTP accounting
 				   (http is zero), last_send/recv_ns from the
 				   socket's own jiffies stamps at the event */
-	__u8 _pad2[4];
+	__u8 tls_plain;	     /* PROTO_TLS: HTTP counted from the plaintext the
+				TLS library handled (uprobes), not from exchanges */
+	__u8 _pad2[3];
 	__u8 states[MAX_STATES]; /* TCP_* values, first is the state at start */
 	char comm[TASK_COMM_LEN];
 	struct http_acct http;

@@ -1,19 +1,24 @@
 """HTTPS backends: the race inside TLS, counted from the connection-level
 evidence (the request's bytes are encrypted: "request": null,
 "unnamed_because": "encrypted", "proto": "tls"), and the verdict from the
-TLS connections' idle closes, as for plaintext."""
+TLS connections' idle closes, as for plaintext; the request lines from
+uprobes on OpenSSL's SSL_read/SSL_write (Node.js links it in, Python and
+HAProxy and nginx load libssl.so.3)."""
+import json
 import os
+import re
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 
-from lib import Katrace, NodeServer, check, reset_reason, wait_eof
+from lib import Katrace, NodeServer, Proc, check, reset_reason, wait_eof, wait_line
 from test_racelab import racelab
 
 KERNEL_MATRIX = True
-NATIVE_ONLY = ("test_haproxy_tls_502s_counted", "test_nginx_tls_502s_counted")
+NATIVE_ONLY = ("test_haproxy_tls_502s_named", "test_nginx_tls_502s_named")
 
 
 class TlsNode(NodeServer):
@@ -46,7 +51,7 @@ def tls_client(port):
 def https_get(s, path):
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     buf = b""
-    while b" ok\n" not in buf:
+    while not buf.endswith(b"ok\n") and not re.search(rb"\nok /\S*\n$", buf):
         chunk = s.recv(65536)
         check(chunk, "closed before the response")
         buf += chunk
@@ -118,6 +123,66 @@ def test_tls_close_notify_is_not_data():
     check(1050 < by["local-fin"]["idle_ms"] < 1400, by["local-fin"])
 
 
+PY_HTTPS = """
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = f"ok {self.path}\\n".encode()  # a body may not start like a request
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("ready", srv.server_address[1], flush=True)
+srv.serve_forever()
+"""
+
+
+def test_node_https_request_lines_named():
+    """Node.js over HTTPS: its request lines and statuses, from the
+    plaintext its SSL_read and SSL_write handle (the query redacted)."""
+    with TlsNode(keepalive_ms=5000) as srv, Katrace("-p", str(srv.pid)) as kt:
+        s = tls_client(srv.port)
+        https_get(s, "/first")
+        https_get(s, "/status/404?token=secret")
+        s.close()
+        closes = kt.records("close", pid=srv.pid)
+    check(len(closes) == 1, closes)
+    c = closes[0]
+    check(c["proto"] == "tls" and c["requests"] == 2 and c["last_request"] == "GET /status/404?…"
+          and c["last_status"] == 404, c)
+    check("secret" not in json.dumps(kt.out), "query kept")
+
+
+def test_python_https_backend_named():
+    """Python's http.server over ssl, linked against the system's
+    libssl.so.3: its request lines named."""
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        with Proc([sys.executable, "-c", PY_HTTPS, cert, key]) as srv:
+            port = int(wait_line(srv.p, "ready").split()[1])
+            with Katrace("-p", str(srv.pid)) as kt:
+                s = tls_client(port)
+                https_get(s, "/py/1")
+                https_get(s, "/py/2")
+                s.close()
+                closes = kt.records("close", pid=srv.pid)
+    check(len(closes) == 1, (closes, kt.stderr))
+    c = closes[0]
+    check(c["proto"] == "tls" and c["requests"] == 2 and c["last_request"] == "GET /py/2"
+          and c["last_status"] == 200, c)
+
+
 def check_tls_race(r):
     truth = r["proxy_502"]
     check(len(truth) >= 3, f"only {len(truth)} 502s in {r['requests']} requests")
@@ -125,22 +190,28 @@ def check_tls_race(r):
         check(r["lost_count_" + side] == len(truth),
               f"katrace on the {side}: {r['lost_count_' + side]} lost, {r['proxy']} 502s: {truth}")
         recs = r["records_" + side]
-        check(all(x["proto"] == "tls" and x["request"] is None
-                  for x in recs if x["type"] == "lost_request"), side)
+        lost = [x for x in recs if x["type"] == "lost_request"]
+        check(all(x["proto"] == "tls" for x in lost), side)
         svc = [x for s in recs if s["type"] == "summary" for x in s["services"] if x["lost"]]
         check(svc and svc[0]["verdict"] == "MISMATCH", (side, svc))
         # in the backend's own words where katrace saw it: Node's setting
         check(side == "proxy" or "server.keepAliveTimeout" in svc[0]["fix"], svc)
+    # the proxy wrote each through its TLS library: named by path there;
+    # the backend never read them: counted, encrypted
+    check(r["lost_proxy"] == truth, (r["lost_proxy"], truth))
+    check(all(x["request"] is None and x["unnamed_because"] == "encrypted"
+              for x in r["records_backend"] if x["type"] == "lost_request"), "backend")
 
 
-def test_haproxy_tls_502s_counted():
+def test_haproxy_tls_502s_named():
     """HAProxy to a Node.js HTTPS backend (ssl verify none): its SH-- 502s
-    are katrace's lost requests, counted on the backend and on the proxy."""
+    are katrace's lost requests, named by path on the proxy, counted on
+    the backend."""
     check_tls_race(racelab("--tls", "--proxy", "haproxy", "--workers", "40", "--rounds", "12",
                            "--min-502", "3"))
 
 
-def test_nginx_tls_502s_counted():
+def test_nginx_tls_502s_named():
     """The same behind nginx (proxy_pass https://)."""
     check_tls_race(racelab("--tls", "--proxy", "nginx", "--workers", "40", "--rounds", "12",
                            "--min-502", "3"))

@@ -25,8 +25,14 @@
 #define CAP_BPF 39
 #endif
 
+#define MAX_TLS_LINKS 192 /* four calls' probes (and two returns) per binary */
+
 struct tracer {
 	struct katrace_bpf *skel;
+	struct bpf_link *tls_links[MAX_TLS_LINKS];
+	int ntls_links;
+	pid_t tls_probed[MAX_TLS_LINKS / 6]; /* the pid of each binary probed */
+	int ntls_probed;
 	struct ring_buffer *rb;
 	struct kernel_features features;
 	char fallbacks[512];
@@ -228,6 +234,68 @@ static void choose_programs(struct katrace_bpf *skel, const struct kernel_featur
 
 /* What the kernel lacks that the user should know of; -1 when katrace
  * cannot run at this level. */
+/* The uprobes on the TLS library load only where there is one to probe. */
+static void choose_tls_programs(struct katrace_bpf *skel, bool tls)
+{
+	struct bpf_program *progs[] = {
+		skel->progs.on_ssl_write,    skel->progs.on_ssl_write_ex,
+		skel->progs.on_ssl_read,     skel->progs.on_ssl_read_ex,
+		skel->progs.on_ssl_read_ret, skel->progs.on_ssl_read_ex_ret
+	};
+
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+		bpf_program__set_autoload(progs[i], tls);
+	skel->rodata->tls_probes = tls;
+}
+
+/* SSL_write must be there (OpenSSL's); the _ex calls are from 1.1.1 on. */
+static bool attach_tls_binary(struct tracer *t, const struct tls_binary *b)
+{
+	const struct {
+		const char *func;
+		struct bpf_program *prog;
+		bool ret;
+	} probes[] = {
+		{ "SSL_write", t->skel->progs.on_ssl_write, false },
+		{ "SSL_write_ex", t->skel->progs.on_ssl_write_ex, false },
+		{ "SSL_read", t->skel->progs.on_ssl_read, false },
+		{ "SSL_read", t->skel->progs.on_ssl_read_ret, true },
+		{ "SSL_read_ex", t->skel->progs.on_ssl_read_ex, false },
+		{ "SSL_read_ex", t->skel->progs.on_ssl_read_ex_ret, true },
+	};
+
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = probes[i].func,
+			    .retprobe = probes[i].ret);
+		struct bpf_link *l;
+
+		if (t->ntls_links == MAX_TLS_LINKS)
+			return i > 0;
+		l = bpf_program__attach_uprobe_opts(probes[i].prog, b->pid, b->path, 0, &uo);
+		if (!l && i == 0)
+			return false;
+		if (l)
+			t->tls_links[t->ntls_links++] = l;
+	}
+	return true;
+}
+
+static void attach_tls(struct tracer *t, const struct tracer_opts *o)
+{
+	for (int i = 0; i < o->ntls && t->ntls_probed < MAX_TLS_LINKS / 6; i++)
+		if (attach_tls_binary(t, &o->tls[i]))
+			t->tls_probed[t->ntls_probed++] = o->tls[i].pid;
+}
+
+int tracer_tls_probed(const struct tracer *t, pid_t pid)
+{
+	int i, n = 0;
+
+	for (i = 0; i < t->ntls_probed; i++)
+		n += t->tls_probed[i] == pid;
+	return n;
+}
+
 static int note_fallbacks(struct tracer *t, const struct tracer_opts *o)
 {
 	const struct kernel_features *f = &t->features;
@@ -289,6 +357,7 @@ static int load(struct tracer *t, const struct tracer_opts *o)
 	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
 	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
 	choose_programs(t->skel, &t->features, o->level);
+	choose_tls_programs(t->skel, o->ntls > 0);
 	err = katrace_bpf__load(t->skel);
 	if (err == -ENOENT || err == -ENOMEM)
 		fail_msg("cannot open the BPF object: %s", strerror(-err));
@@ -315,6 +384,7 @@ static int attach(struct tracer *t, const struct tracer_opts *o, event_fn fn, vo
 		fail_msg("cannot attach to the tracepoints: %s", strerror(-err));
 		return err;
 	}
+	attach_tls(t, o);
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), (ring_buffer_sample_fn)fn, ctx,
 				 NULL);
 	if (!t->rb) {
@@ -417,6 +487,8 @@ void tracer_close(struct tracer *t)
 	if (!t)
 		return;
 	ring_buffer__free(t->rb);
+	for (int i = 0; i < t->ntls_links; i++)
+		bpf_link__destroy(t->tls_links[i]);
 	katrace_bpf__destroy(t->skel);
 	free(t);
 }

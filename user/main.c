@@ -492,10 +492,49 @@ static void seed_listeners(struct session *s, struct tracer *t)
 	}
 }
 
+#define MAX_TLS_BINARIES 32
+
+/* --level request: the binaries whose TLS library calls give the request
+ * lines inside TLS, per traced process (with no -p, those of every one). */
+static int find_tls_binaries(struct tls_binary *out)
+{
+	static char paths[MAX_TLS_BINARIES][PROCFS_PATH_LEN];
+	int i, j, n = 0, found;
+
+	if (env.level != LEVEL_REQUEST)
+		return 0;
+	for (i = 0; i < (env.ntgids ? env.ntgids : 1); i++) {
+		pid_t pid = env.ntgids ? env.tgids[i] : 0;
+
+		found = procfs_tls_binaries(pid, paths, MAX_TLS_BINARIES - n);
+		for (j = 0; j < found; j++, n++) {
+			snprintf(out[n].path, sizeof(out[n].path), "%.511s", paths[j]);
+			out[n].pid = pid ? pid : -1;
+		}
+	}
+	return n;
+}
+
+/* -v: what the TLS library probes reach. */
+static void note_tls(const struct tracer *t, int candidates)
+{
+	if (!env.ntgids)
+		fprintf(stderr, "katrace: TLS library probes: %d of %d binaries\n",
+			tracer_tls_probed(t, -1), candidates);
+	for (int i = 0; i < env.ntgids; i++)
+		if (!tracer_tls_probed(t, env.tgids[i]))
+			fprintf(stderr,
+				"katrace: note: pid %d: no OpenSSL to probe (SSL_write not found): "
+				"request lines inside TLS are not seen; its lost requests are "
+				"still counted\n",
+				env.tgids[i]);
+}
+
 /* Set-up: the tracer attached, the capture and endpoint open, signals
  * caught. -1 after saying why. */
 static int start_live(struct live *l)
 {
+	static struct tls_binary tls[MAX_TLS_BINARIES];
 	struct tracer_opts o = {
 		.tgids = env.tgids,
 		.ntgids = env.ntgids,
@@ -505,12 +544,16 @@ static int start_live(struct live *l)
 		.verbose = env.verbose,
 		.cgroup_id = env.cgroup_id,
 		.level = env.level,
+		.tls = tls,
+		.ntls = find_tls_binaries(tls),
 	};
 	char reasons[MAX_RST_REASONS][RST_REASON_LEN];
 
 	l->t = tracer_open(&o, session_event, l->s);
 	if (!l->t)
 		return -1;
+	if (env.verbose && env.level == LEVEL_REQUEST)
+		note_tls(l->t, o.ntls);
 	if (env.verbose)
 		kernel_features_print(stderr, tracer_features(l->t));
 	tracer_reset_reasons(l->t, reasons);

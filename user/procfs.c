@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "procfs.h"
 
@@ -121,5 +122,77 @@ int procfs_listeners(pid_t pid, struct listen_entry *out, int max)
 		if (isdigit((unsigned char)d->d_name[0]))
 			n = match_fds(atoi(d->d_name), l, nl, out, n, max);
 	closedir(proc);
+	return n;
+}
+
+/* A file once: its device and inode, against those already taken. */
+struct seen_files {
+	dev_t dev[256];
+	ino_t ino[256];
+	int n;
+};
+
+static int add_binary(const char *path, struct seen_files *seen, char (*out)[PROCFS_PATH_LEN],
+		      int n, int max)
+{
+	struct stat st;
+	int i;
+
+	if (n >= max || stat(path, &st) || !S_ISREG(st.st_mode))
+		return n;
+	for (i = 0; i < seen->n; i++)
+		if (seen->dev[i] == st.st_dev && seen->ino[i] == st.st_ino)
+			return n;
+	if (seen->n < 256) {
+		seen->dev[seen->n] = st.st_dev;
+		seen->ino[seen->n++] = st.st_ino;
+	}
+	snprintf(out[n], PROCFS_PATH_LEN, "%s", path);
+	return n + 1;
+}
+
+static int tls_binaries_of(pid_t pid, struct seen_files *seen, char (*out)[PROCFS_PATH_LEN], int n,
+			   int max)
+{
+	char path[PROCFS_PATH_LEN], line[PROCFS_PATH_LEN + 128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return n;
+	while (fgets(line, sizeof(line), f)) {
+		char *file = strchr(line, '/'), *base;
+
+		if (!file)
+			continue;
+		file[strcspn(file, "\n")] = 0;
+		base = strrchr(file, '/') + 1;
+		if (strncmp(base, "libssl.so", 9))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file);
+		n = add_binary(path, seen, out, n, max);
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	return add_binary(path, seen, out, n, max);
+}
+
+int procfs_tls_binaries(pid_t pid, char (*out)[PROCFS_PATH_LEN], int max)
+{
+	struct seen_files seen = {};
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	if (pid)
+		return tls_binaries_of(pid, &seen, out, 0, max);
+	dir = opendir("/proc");
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir)) && n < max)
+		if (isdigit((unsigned char)d->d_name[0]) && atoi(d->d_name) != getpid())
+			n = tls_binaries_of(atoi(d->d_name), &seen, out, n, max);
+	closedir(dir);
 	return n;
 }
