@@ -971,9 +971,11 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
 }
 
 /* The rest of a request line written a piece at a time, appended to the
- * start the previous call kept. */
-static __always_inline void account_continued(struct http_acct *h, __u8 dir, __u8 bit, __u32 n,
-					      const void *buf)
+ * start the previous call kept. A subprogram of its own: inlined into
+ * sys_exit's program, Linux 6.1's verifier lost m's bound where clang
+ * spilled it. */
+static __noinline void account_continued(struct http_acct *h, __u8 dir, __u8 bit, __u32 n,
+					 const void *buf)
 {
 	__u64 off = h->req_len, m = n;
 
