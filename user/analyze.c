@@ -236,8 +236,7 @@ static struct service *local_service(struct analyzer *a, uint16_t port)
 	return service_of(a, &tmp, &tmp.t);
 }
 
-/* "05:44:51.2" */
-static void clock_text(const struct analyzer *a, uint64_t mono_ns, char *buf, size_t len)
+void analyze_clock(const struct analyzer *a, int digits, uint64_t mono_ns, char *buf, size_t len)
 {
 	int64_t wall = (int64_t)mono_ns + a->wall_offset_ns;
 	time_t sec = wall / 1000000000;
@@ -246,7 +245,8 @@ static void clock_text(const struct analyzer *a, uint64_t mono_ns, char *buf, si
 
 	localtime_r(&sec, &tm);
 	strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%d", hms, (int)(wall % 1000000000 / 100000000));
+	snprintf(buf, len, "%s.%0*d", hms, digits,
+		 (int)(wall % 1000000000 / (digits == 3 ? 1000000 : 100000000)));
 }
 
 /* The first window in words: when, who went (its exit, if it exited), who
@@ -258,8 +258,8 @@ static void window_text(const struct analyzer *a, const struct service *s, uint6
 	char from[24], to[24], status[32], went[80] = "";
 	size_t n;
 
-	clock_text(a, from_ns, from, sizeof(from));
-	clock_text(a, to_ns, to, sizeof(to));
+	analyze_clock(a, 1, from_ns, from, sizeof(from));
+	analyze_clock(a, 1, to_ns, to, sizeof(to));
 	if (c->exits && c->last_exit_code & 0x7f)
 		snprintf(status, sizeof(status), "signal %d", c->last_exit_code & 0x7f);
 	else

@@ -127,5 +127,8 @@ void analyze_verdict(const struct analyzer *a, const struct service *s, struct v
 void analyze_verdicts(const struct analyzer *a, struct verdict *v);
 extern const double idle_buckets[N_IDLE_BUCKETS];
 const char *verdict_name(enum verdict_kind k);
+/* A monotonic time as local wall-clock time: "05:44:51.2" (digits 1) or
+ * "05:44:51.234" (3). */
+void analyze_clock(const struct analyzer *a, int digits, uint64_t mono_ns, char *buf, size_t len);
 
 #endif

@@ -23,6 +23,7 @@
 #include "advice.h"
 #include "args.h"
 #include "check.h"
+#include "html.h"
 #include "output.h"
 #include "loader.h"
 #include "session.h"
@@ -653,28 +654,6 @@ out:
 
 /* ---- reporting ---- */
 
-static void xml_escaped(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<':
-			fputs("&lt;", f);
-			break;
-		case '>':
-			fputs("&gt;", f);
-			break;
-		case '&':
-			fputs("&amp;", f);
-			break;
-		case '"':
-			fputs("&quot;", f);
-			break;
-		default:
-			fputc(*s, f);
-		}
-	}
-}
-
 static void describe(const struct result *r, char *out, size_t len)
 {
 	size_t n;
@@ -759,21 +738,21 @@ static void write_junit(const struct result *r, const char *what)
 		"  <testcase classname=\"katrace.check\" name=\"",
 		r->status == 1, r->status == 2, r->elapsed_s);
 	fprintf(f, "idle keep-alive timeout of ");
-	xml_escaped(f, opt.target);
+	markup_text(f, opt.target);
 	fprintf(f, " exceeds the load balancer's %.3f s by %.3f s\" time=\"%.3f\">\n", opt.lb_s,
 		opt.margin_s, r->elapsed_s);
 	if (r->status) {
 		fprintf(f, "    <%s message=\"", r->status == 1 ? "failure" : "error");
-		xml_escaped(f, what);
+		markup_text(f, what);
 		fprintf(f, "\">");
 		if (r->fix[0]) {
 			fputs("fix: ", f);
-			xml_escaped(f, r->fix);
+			markup_text(f, r->fix);
 		}
 		fprintf(f, "</%s>\n", r->status == 1 ? "failure" : "error");
 	}
 	fprintf(f, "    <system-out>");
-	xml_escaped(f, what);
+	markup_text(f, what);
 	fprintf(f, " (measured from the %s)</system-out>\n  </testcase>\n</testsuite>\n",
 		r->kernel ? "kernel" : "client socket");
 	fclose(f);

@@ -27,8 +27,7 @@ static const char style[] =
 	"vertical-align:top}td.request{font-family:ui-monospace,monospace}"
 	"svg{display:block;margin-top:4px}svg text{font:11px system-ui,sans-serif}";
 
-/* Text into HTML, escaped: request lines come from the network. */
-static void text(FILE *f, const char *s)
+void markup_text(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
@@ -51,19 +50,6 @@ static void text(FILE *f, const char *s)
 			fputc((unsigned char)*s < 0x20 ? '?' : *s, f);
 		}
 	}
-}
-
-/* "05:44:51.234", local time, as the text summary gives it */
-static void clock_ms(const struct analyzer *a, uint64_t mono_ns, char *buf, size_t len)
-{
-	int64_t wall = (int64_t)mono_ns + a->wall_offset_ns;
-	time_t sec = wall / 1000000000;
-	struct tm tm;
-	char hms[16];
-
-	localtime_r(&sec, &tm);
-	strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03d", hms, (int)(wall % 1000000000 / 1000000));
 }
 
 /* "1.2 s", "350 ms" */
@@ -138,7 +124,7 @@ static void time_ticks(FILE *f, const struct analyzer *a, const struct axes *ax)
 		uint64_t ts = ax->t0 + (ax->t1 - ax->t0) / 5 * k;
 		double x = x_of(ax, ts);
 
-		clock_ms(a, ts, label, sizeof(label));
+		analyze_clock(a, 3, ts, label, sizeof(label));
 		label[8] = 0; /* whole seconds on the axis */
 		fprintf(f, "<line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#444'/>", x, bottom,
 			x, bottom + 4);
@@ -190,7 +176,7 @@ static void timeline_lost(FILE *f, const struct axes *ax, const struct event_mar
 		x, ax->top, x, ax->top + ax->h);
 	fprintf(f, "<text x='%.1f' y='%d' fill='#c62828' text-anchor='middle'>&#215;</text><title>",
 		x, ax->top - 2);
-	text(f, m->what);
+	markup_text(f, m->what);
 	fprintf(f, " (%s)</title></g>", cause_name(m->cause));
 }
 
@@ -217,7 +203,7 @@ static void timeline_lost_labels(FILE *f, const struct axes *ax, const struct ti
 				"<text class='lost-label' transform='translate(%.1f %d) rotate(-90)' "
 				"fill='#c62828' font-size='10'>",
 				first_x + 3, ax->top + ax->h - 4);
-			text(f, first->what);
+			markup_text(f, first->what);
 			if (more)
 				fprintf(f, " (+%u more)", more);
 			fputs("</text>", f);
@@ -245,7 +231,7 @@ static void timeline_event_mark(FILE *f, const struct axes *ax, const struct eve
 			"<g class='exit'><line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='#000' "
 			"stroke-dasharray='4 3'/><text x='%.1f' y='%d'>",
 			x, ax->top, x, bottom, x + 3, ax->top + 12);
-		text(f, m->what);
+		markup_text(f, m->what);
 		fputs("</text></g>", f);
 	} else if (m->kind == MARK_REFUSED) {
 		fprintf(f,
@@ -340,7 +326,7 @@ static void timeout_line(FILE *f, const struct log_axis *la, double ms, const ch
 		"<g class='timeout'><line x1='%.1f' y1='%d' x2='%.1f' y2='%d' stroke='%s' "
 		"stroke-dasharray='%s'/><text x='%.1f' y='%d' fill='%s'>",
 		x, top, x, top + h, color, dash, x + 3, top + 10 + row * 12, color);
-	text(f, label);
+	markup_text(f, label);
 	fputs("</text></g>", f);
 }
 
@@ -446,24 +432,24 @@ static void verdict_block(FILE *f, const struct verdict *v)
 		v->kind == VERDICT_OK	    ? "OK" :
 		v->kind == VERDICT_MISMATCH ? "MISMATCH" :
 					      "INSUFFICIENT");
-	text(f, verdict_name(v->kind));
+	markup_text(f, verdict_name(v->kind));
 	fputs("</span><p class='why'>", f);
-	text(f, v->why);
+	markup_text(f, v->why);
 	fputs("</p>", f);
 	if (v->fix[0]) {
 		fputs("<p class='fix'><b>Fix:</b> ", f);
-		text(f, v->fix);
+		markup_text(f, v->fix);
 		fputs("</p>", f);
 	}
 	fputs("</div>\n", f);
 	for (i = 0; i < v->nfindings; i++) {
 		fprintf(f, "<div class='verdict finding' data-cause='%s'><span class='kind'>",
 			v->findings[i].cause);
-		text(f, v->findings[i].cause);
+		markup_text(f, v->findings[i].cause);
 		fprintf(f, ": %llu</span><p>", (unsigned long long)v->findings[i].requests);
-		text(f, v->findings[i].evidence);
+		markup_text(f, v->findings[i].evidence);
 		fputs("</p><p class='fix'><b>Fix:</b> ", f);
-		text(f, v->findings[i].fix);
+		markup_text(f, v->findings[i].fix);
 		fputs("</p></div>\n", f);
 	}
 }
@@ -482,11 +468,11 @@ static void lost_table(FILE *f, const struct analyzer *a, const struct timeline 
 			fputs("<h3>Failed requests</h3><table class='lost'><tr><th>time</th>"
 			      "<th>request</th><th>cause</th><th>idle</th><th>reset reason</th></tr>\n",
 			      f);
-		clock_ms(a, m->ts_ns, when, sizeof(when));
+		analyze_clock(a, 3, m->ts_ns, when, sizeof(when));
 		if (m->idle_ms >= 0)
 			duration(m->idle_ms, d, sizeof(d));
 		fprintf(f, "<tr class='lost'><td>%s</td><td class='request'>", when);
-		text(f, m->what);
+		markup_text(f, m->what);
 		fprintf(f, "</td><td class='cause'>%s</td><td>%s</td><td>%s</td></tr>\n",
 			cause_name(m->cause), m->idle_ms >= 0 ? d : "", m->reason ? m->reason : "");
 	}
@@ -503,14 +489,14 @@ static void service_section(FILE *f, const struct analyzer *a, const struct serv
 
 	analyze_verdict(a, s, &v);
 	fputs("<section class='service' data-service='", f);
-	text(f, s->name);
+	markup_text(f, s->name);
 	fprintf(f, "' data-verdict='%s'><h2>", verdict_name(v.kind));
-	text(f, s->local ? "Service " : "Backend ");
-	text(f, s->name);
+	markup_text(f, s->local ? "Service " : "Backend ");
+	markup_text(f, s->name);
 	fputs(" <span class='meta'>(backend: ", f);
-	text(f, s->backend_comm[0] ? s->backend_comm : "not on this host");
+	markup_text(f, s->backend_comm[0] ? s->backend_comm : "not on this host");
 	fputs(", peer: ", f);
-	text(f, s->peer_comm[0] ? s->peer_comm : "not on this host");
+	markup_text(f, s->peer_comm[0] ? s->peer_comm : "not on this host");
 	fputs(")</span></h2>\n", f);
 	verdict_block(f, &v);
 	fputs("<h3>Timeline</h3>\n", f);
@@ -535,7 +521,7 @@ int html_report(FILE *f, const struct analyzer *a, const char *source)
 	      f);
 	fputs(style, f);
 	fputs("</style></head><body>\n<h1>katrace report</h1>\n<p class='meta'>", f);
-	text(f, source);
+	markup_text(f, source);
 	fputs("</p>\n", f);
 	for (i = 0; i < a->n; i++) {
 		if (!worth_a_section(&a->svc[i]))
