@@ -232,8 +232,6 @@ static void choose_programs(struct katrace_bpf *skel, const struct kernel_featur
 	bpf_program__set_autoload(skel->progs.on_sys_exit, per_call && !f->data_tracepoints);
 }
 
-/* What the kernel lacks that the user should know of; -1 when katrace
- * cannot run at this level. */
 /* The uprobes on the TLS library load only where there is one to probe. */
 static void choose_tls_programs(struct katrace_bpf *skel, bool tls)
 {
@@ -296,6 +294,8 @@ int tracer_tls_probed(const struct tracer *t, pid_t pid)
 	return n;
 }
 
+/* What the kernel lacks that the user should know of; -1 when katrace
+ * cannot run at this level. */
 static int note_fallbacks(struct tracer *t, const struct tracer_opts *o)
 {
 	const struct kernel_features *f = &t->features;
