@@ -19,7 +19,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 USER_SRC := $(wildcard user/*.c)
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
 # The pure logic, no BPF: what unit tests and fuzzers link.
-LOGIC    := http conn conntab timeline output html analyze advice capture session
+LOGIC    := http conn conntab owners timeline output html analyze advice capture session
 BUILD_OK := $(BUILD)/.build-deps-ok
 DEPS_OK  := $(BUILD)/.deps-ok
 
@@ -99,12 +99,18 @@ fuzz-regressions: $(BUILD)/fuzz/regress_fuzz_http $(BUILD)/fuzz/regress_fuzz_cap
 # kernel-dependent ones on each kernel of KERNELS, booted under qemu
 # (tools/vm). test-native leaves the kernels out; test-kernels runs them only.
 KERNELS ?= 6.1 6.12
-test: $(DEPS_OK) katrace unit fuzz-regressions
+TEST_PEERS := $(BUILD)/https-go
+test: $(DEPS_OK) katrace unit fuzz-regressions $(TEST_PEERS)
 	python3 tests/run.py --kernels "$(KERNELS)"
-test-native: $(DEPS_OK) katrace unit fuzz-regressions
+test-native: $(DEPS_OK) katrace unit fuzz-regressions $(TEST_PEERS)
 	python3 tests/run.py
-test-kernels: $(DEPS_OK) katrace unit fuzz-regressions
+test-kernels: $(DEPS_OK) katrace unit fuzz-regressions $(TEST_PEERS)
 	python3 tests/run.py --only-kernels --kernels "$(KERNELS)"
+
+# An HTTPS server whose TLS is Go's own: a TLS library katrace cannot probe.
+$(BUILD)/https-go: tests/servers/https.go | $(DEPS_OK)
+	HOME=$(abspath $(BUILD)) GOCACHE=$(abspath $(BUILD))/go-cache GO111MODULE=off \
+		go build -o $@ $<
 
 # make demo SCENARIO=refused|deploy|crash|timeout|kill shows another shape
 SCENARIO ?= race

@@ -11,8 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = [
     {"katrace", "http_methods"},                 # bpf/: the records, shared with BPF
     {"http", "advice", "args", "counters", "loader", "procfs", "endpoint"},
-    {"conn"},                                    # the connection model
-    {"conntab", "capture", "timeline"},
+    {"conn", "tlsprobe"},                        # the connection model; the TLS probes
+    {"conntab", "owners", "capture", "timeline"},
     {"analyze"},
     {"output", "html"},                          # renderers print what analysis found
     {"session"},                                 # the join: records in, analysis, output

@@ -14,11 +14,22 @@ import sys
 import tempfile
 import time
 
-from lib import Katrace, NodeServer, Proc, check, reset_reason, wait_eof, wait_line
+from lib import ROOT, Katrace, NodeServer, Proc, check, reset_reason, wait_eof, wait_line
 from test_racelab import racelab
 
 KERNEL_MATRIX = True
 NATIVE_ONLY = ("test_haproxy_tls_502s_named", "test_nginx_tls_502s_named")
+GO_HTTPS = os.path.join(ROOT, "build", "https-go")	# make test builds it
+
+
+def make_cert(d):
+    """A self-signed certificate and its key in directory d: their paths."""
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
 
 
 class TlsNode(NodeServer):
@@ -26,16 +37,25 @@ class TlsNode(NodeServer):
 
     def __init__(self, keepalive_ms):
         self.dir = tempfile.TemporaryDirectory()
-        cert, key = (os.path.join(self.dir.name, n) for n in ("cert.pem", "key.pem"))
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=localhost", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
+        cert, key = make_cert(self.dir.name)
         os.environ.update(TLS_CERT=cert, TLS_KEY=key)
         try:
             super().__init__(keepalive_ms)
         finally:
             del os.environ["TLS_CERT"], os.environ["TLS_KEY"]
+
+    def __exit__(self, *a):
+        super().__exit__(*a)
+        self.dir.cleanup()
+
+
+class GoHttps(Proc):
+    """tests/servers/https.go: Go's own TLS (crypto/tls), no OpenSSL."""
+
+    def __init__(self, idle_ms):
+        self.dir = tempfile.TemporaryDirectory()
+        super().__init__([GO_HTTPS, *make_cert(self.dir.name), str(idle_ms)])
+        self.port = int(wait_line(self.p, "ready").split()[1])
 
     def __exit__(self, *a):
         super().__exit__(*a)
@@ -58,11 +78,17 @@ def https_get(s, path):
     return buf
 
 
-def reuse_after_close(level=None):
-    """A client reuses an HTTPS connection the backend closed idle: the
-    kernel answers RST. Returns katrace's lost requests, the backend's
-    closes and the summary."""
-    with TlsNode(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
+def reuse_after_close(server, level=None, before=0):
+    """A client reuses an HTTPS connection the backend (server(), started
+    here) closed idle: the kernel answers RST. Before that, before other
+    connections serve a request each. Returns katrace's lost request, the
+    backend's close of the reused connection, its service in the summary,
+    and katrace's stderr."""
+    with server() as srv, Katrace("-p", str(srv.pid), level=level) as kt:
+        for i in range(before):
+            s = tls_client(srv.port)
+            https_get(s, f"/before/{i}")
+            s.close()
         s = tls_client(srv.port)
         https_get(s, "/first")
         raw = socket.socket(fileno=os.dup(s.fileno()))
@@ -77,16 +103,17 @@ def reuse_after_close(level=None):
         closes = kt.records("close", pid=srv.pid)
         summary = kt.records("summary")
     check(len(lost) == 1, (lost, kt.stderr))
-    check(closes and closes[0]["proto"] == "tls" and closes[0]["closed_by"] == "local-fin", closes)
+    closes = [c for c in closes if c["closed_by"] == "local-fin"]
+    check(len(closes) == 1 and closes[0]["proto"] == "tls", closes)
     svc = [x for x in summary[0]["services"] if x["service"] == f":{srv.port}"]
     check(svc and svc[0]["lost"] == 1 and svc[0]["verdict"] == "MISMATCH", summary)
-    return lost[0], closes[0], svc[0]
+    return lost[0], closes[0], svc[0], kt.stderr
 
 
 def test_tls_request_on_a_closed_connection_counted():
     """The lost request is counted, unnamed, proto tls; the TLS close feeds
     the service's idle closes and the verdict."""
-    l, close, svc = reuse_after_close()
+    l, close, svc, _ = reuse_after_close(lambda: TlsNode(keepalive_ms=100))
     check(l["proto"] == "tls" and l["request"] is None and l["unnamed_because"] == "encrypted", l)
     check(l["cause"] == "keepalive_race" and l["reset_reason"] == reset_reason("TCP_ABORT_ON_DATA"), l)
     check(1050 < l["idle_ms"] < 1400, l)	# Node: keepAliveTimeout + ~1 s
@@ -96,7 +123,7 @@ def test_tls_request_on_a_closed_connection_counted():
 
 def test_tls_request_counted_at_conn_level():
     """At --level conn too (no program per call): counted, proto tls."""
-    l, _, _ = reuse_after_close("conn")
+    l, _, _, _ = reuse_after_close(lambda: TlsNode(keepalive_ms=100), "conn")
     check(l["proto"] == "tls" and l["request"] is None and l["cause"] == "keepalive_race", l)
 
 
@@ -135,7 +162,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[3])), H)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
@@ -160,27 +187,81 @@ def test_node_https_request_lines_named():
     check("secret" not in json.dumps(kt.out), "query kept")
 
 
+class PyHttps(Proc):
+    """Python's http.server over ssl (the system's libssl.so.3), on port (0:
+    any)."""
+
+    def __init__(self, cert_dir, port=0):
+        super().__init__([sys.executable, "-c", PY_HTTPS, *make_cert(cert_dir), str(port)])
+        self.port = int(wait_line(self.p, "ready").split()[1])
+
+
+def check_named(closes, path, requests=2):
+    """The one close serving requests, the last of them path: named."""
+    check(len(closes) == 1, closes)
+    c = closes[0]
+    check(c["proto"] == "tls" and c["requests"] == requests and
+          c["last_request"] == f"GET {path}" and c["last_status"] == 200, c)
+
+
+def two_requests(port, prefix):
+    s = tls_client(port)
+    https_get(s, f"{prefix}/1")
+    https_get(s, f"{prefix}/2")
+    s.close()
+
+
 def test_python_https_backend_named():
     """Python's http.server over ssl, linked against the system's
     libssl.so.3: its request lines named."""
-    with tempfile.TemporaryDirectory() as d:
-        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=localhost", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
-        with Proc([sys.executable, "-c", PY_HTTPS, cert, key]) as srv:
-            port = int(wait_line(srv.p, "ready").split()[1])
-            with Katrace("-p", str(srv.pid)) as kt:
-                s = tls_client(port)
-                https_get(s, "/py/1")
-                https_get(s, "/py/2")
-                s.close()
-                closes = kt.records("close", pid=srv.pid)
-    check(len(closes) == 1, (closes, kt.stderr))
-    c = closes[0]
-    check(c["proto"] == "tls" and c["requests"] == 2 and c["last_request"] == "GET /py/2"
-          and c["last_status"] == 200, c)
+    with tempfile.TemporaryDirectory() as d, PyHttps(d) as srv:
+        with Katrace("-p", str(srv.pid)) as kt:
+            two_requests(srv.port, "/py")
+            closes = kt.records("close", pid=srv.pid)
+    check_named(closes, "/py/2")
+
+
+def test_tls_library_of_a_later_process_probed():
+    """With no -p, a process that starts after katrace (a Python HTTPS
+    server) has its TLS library probed once it listens: named."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as d, Katrace("-v", "--port", str(port)) as kt:
+        with PyHttps(d, port) as srv:
+            wait_line(kt.p, "katrace: TLS library probes on", timeout=60, stream="stderr")
+            two_requests(port, "/later")
+            closes = kt.records("close", pid=srv.pid)
+    check_named(closes, "/later/2")
+
+
+def test_tls_library_of_a_restarted_process_probed():
+    """-p follows a server's restart (the next process to listen on its
+    port): the new process's TLS library is probed too: named."""
+    with tempfile.TemporaryDirectory() as d, PyHttps(d) as first:
+        port = first.port
+        with Katrace("-p", str(first.pid)) as kt:
+            two_requests(port, "/first")
+            first.stop()
+            with PyHttps(d, port) as second:
+                wait_line(kt.p, f"katrace: following pid {second.pid}", timeout=30,
+                          stream="stderr")
+                two_requests(port, "/second")
+                closes = kt.records("close", pid=second.pid)
+    check_named(closes, "/second/2")
+
+
+def test_unprobeable_tls_library_counted_and_said_once():
+    """A Go HTTPS backend (crypto/tls: no OpenSSL to probe): the request
+    lost on its reused connection is counted (request null) and gets its
+    verdict; that its TLS requests cannot be named is said once."""
+    l, close, svc, stderr = reuse_after_close(lambda: GoHttps(idle_ms=200), before=2)
+    check(l["proto"] == "tls" and l["request"] is None and l["unnamed_because"] == "encrypted", l)
+    check(l["cause"] == "keepalive_race" and 180 < l["idle_ms"] < 600, l)
+    check(close["requests"] == 1 and close["last_request"] is None, close)
+    check(svc["backend_idle"]["closes"] == 1, svc)
+    notes = [x for x in stderr.splitlines() if "cannot be probed" in x]
+    check(len(notes) == 1 and "https-go[" in notes[0], stderr)
 
 
 def check_tls_race(r):

@@ -8,8 +8,10 @@
 set -eu
 
 BUILD_PKGS="clang llvm make gcc libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config"
-RUN_PKGS="libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps
+RUN_PKGS="libclang-rt-14-dev nodejs haproxy nginx-light curl python3 iproute2 wrk procps openssl
           util-linux"
+# the tests' HTTPS server whose TLS library cannot be probed (Go's crypto/tls)
+TEST_PKGS="golang-go"
 # tools/deploy checks: promtool (in prometheus); the package test: man, systemd-analyze
 DEPLOY_PKGS="prometheus man-db systemd"
 # the HTML report's test and make screenshot: headless Chromium, a font
@@ -33,7 +35,7 @@ if [ "${1:-}" = --check ]; then
 	exit 1
 fi
 
-missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $DEPLOY_PKGS $REPORT_PKGS $VM_PKGS")
+missing=$(missing_of "$BUILD_PKGS $RUN_PKGS $TEST_PKGS $DEPLOY_PKGS $REPORT_PKGS $VM_PKGS")
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2

@@ -108,6 +108,11 @@ bool conn_outstanding(const struct conn *c, const struct http_state *h)
 	return request_way_ns(c, h) > response_way_ns(c, h);
 }
 
+bool conn_sealed(const struct conn *c, const struct http_state *h)
+{
+	return c->proto == PROTO_TLS && !c->tls_plain && conn_served(c, h);
+}
+
 uint64_t conn_idle_since(const struct conn *c, const struct http_state *h)
 {
 	uint64_t t;

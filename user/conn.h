@@ -43,6 +43,9 @@ uint64_t response_way_ns(const struct conn *c, const struct http_state *h);
 bool conn_served(const struct conn *c, const struct http_state *h);
 /* Its last request has no response. */
 bool conn_outstanding(const struct conn *c, const struct http_state *h);
+/* A TLS connection that served requests none of whose plaintext was seen
+ * (its HTTP counted from the exchanges of records). */
+bool conn_sealed(const struct conn *c, const struct http_state *h);
 
 /* The same two ends; an IPv4 peer of a dual-stack socket (::ffff:a.b.c.d)
  * equals its IPv4 form. */

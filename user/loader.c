@@ -25,14 +25,18 @@
 #define CAP_BPF 39
 #endif
 
-#define MAX_TLS_LINKS 192 /* four calls' probes (and two returns) per binary */
+#define TLS_PROBES 6 /* four calls' entries, two returns */
+
+/* The TLS library probes on one binary, for one process or every one. */
+struct tls_attachment {
+	pid_t pid;
+	struct bpf_link *links[TLS_PROBES];
+};
 
 struct tracer {
 	struct katrace_bpf *skel;
-	struct bpf_link *tls_links[MAX_TLS_LINKS];
-	int ntls_links;
-	pid_t tls_probed[MAX_TLS_LINKS / 6]; /* the pid of each binary probed */
-	int ntls_probed;
+	struct tls_attachment tls[MAX_TLS_ATTACHMENTS];
+	int ntls;
 	struct ring_buffer *rb;
 	struct kernel_features features;
 	char fallbacks[512];
@@ -232,7 +236,8 @@ static void choose_programs(struct katrace_bpf *skel, const struct kernel_featur
 	bpf_program__set_autoload(skel->progs.on_sys_exit, per_call && !f->data_tracepoints);
 }
 
-/* The uprobes on the TLS library load only where there is one to probe. */
+/* The uprobes on the TLS library load at --level request, to be attached
+ * as the processes holding one are found. */
 static void choose_tls_programs(struct katrace_bpf *skel, bool tls)
 {
 	struct bpf_program *progs[] = {
@@ -246,14 +251,20 @@ static void choose_tls_programs(struct katrace_bpf *skel, bool tls)
 	skel->rodata->tls_probes = tls;
 }
 
+static void detach_links(struct tls_attachment *a)
+{
+	for (int i = 0; i < TLS_PROBES; i++)
+		bpf_link__destroy(a->links[i]);
+}
+
 /* SSL_write must be there (OpenSSL's); the _ex calls are from 1.1.1 on. */
-static bool attach_tls_binary(struct tracer *t, const struct tls_binary *b)
+int tracer_attach_tls(struct tracer *t, const char *path, pid_t pid)
 {
 	const struct {
 		const char *func;
 		struct bpf_program *prog;
 		bool ret;
-	} probes[] = {
+	} probes[TLS_PROBES] = {
 		{ "SSL_write", t->skel->progs.on_ssl_write, false },
 		{ "SSL_write_ex", t->skel->progs.on_ssl_write_ex, false },
 		{ "SSL_read", t->skel->progs.on_ssl_read, false },
@@ -261,37 +272,36 @@ static bool attach_tls_binary(struct tracer *t, const struct tls_binary *b)
 		{ "SSL_read_ex", t->skel->progs.on_ssl_read_ex, false },
 		{ "SSL_read_ex", t->skel->progs.on_ssl_read_ex_ret, true },
 	};
+	struct tls_attachment *a = &t->tls[t->ntls];
 
-	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+	if (!t->skel->rodata->tls_probes)
+		return 0;
+	if (t->ntls == MAX_TLS_ATTACHMENTS)
+		return -1;
+	memset(a, 0, sizeof(*a));
+	for (int i = 0; i < TLS_PROBES; i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = probes[i].func,
 			    .retprobe = probes[i].ret);
-		struct bpf_link *l;
 
-		if (t->ntls_links == MAX_TLS_LINKS)
-			return i > 0;
-		l = bpf_program__attach_uprobe_opts(probes[i].prog, b->pid, b->path, 0, &uo);
-		if (!l && i == 0)
-			return false;
-		if (l)
-			t->tls_links[t->ntls_links++] = l;
+		a->links[i] = bpf_program__attach_uprobe_opts(probes[i].prog, pid, path, 0, &uo);
+		if (!a->links[i] && i == 0)
+			return 0;
 	}
-	return true;
+	a->pid = pid;
+	t->ntls++;
+	return 1;
 }
 
-static void attach_tls(struct tracer *t, const struct tracer_opts *o)
+void tracer_detach_tls(struct tracer *t, pid_t pid)
 {
-	for (int i = 0; i < o->ntls && t->ntls_probed < MAX_TLS_LINKS / 6; i++)
-		if (attach_tls_binary(t, &o->tls[i]))
-			t->tls_probed[t->ntls_probed++] = o->tls[i].pid;
-}
-
-int tracer_tls_probed(const struct tracer *t, pid_t pid)
-{
-	int i, n = 0;
-
-	for (i = 0; i < t->ntls_probed; i++)
-		n += t->tls_probed[i] == pid;
-	return n;
+	for (int i = 0; i < t->ntls;) {
+		if (t->tls[i].pid != pid) {
+			i++;
+			continue;
+		}
+		detach_links(&t->tls[i]);
+		t->tls[i] = t->tls[--t->ntls];
+	}
 }
 
 /* What the kernel lacks that the user should know of; -1 when katrace
@@ -357,7 +367,7 @@ static int load(struct tracer *t, const struct tracer_opts *o)
 	bpf_map__set_max_entries(t->skel->maps.conns, o->max_conns);
 	bpf_map__set_max_entries(t->skel->maps.arrivals, o->max_conns);
 	choose_programs(t->skel, &t->features, o->level);
-	choose_tls_programs(t->skel, o->ntls > 0);
+	choose_tls_programs(t->skel, o->level == LEVEL_REQUEST);
 	err = katrace_bpf__load(t->skel);
 	if (err == -ENOENT || err == -ENOMEM)
 		fail_msg("cannot open the BPF object: %s", strerror(-err));
@@ -384,7 +394,6 @@ static int attach(struct tracer *t, const struct tracer_opts *o, event_fn fn, vo
 		fail_msg("cannot attach to the tracepoints: %s", strerror(-err));
 		return err;
 	}
-	attach_tls(t, o);
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), (ring_buffer_sample_fn)fn, ctx,
 				 NULL);
 	if (!t->rb) {
@@ -487,8 +496,8 @@ void tracer_close(struct tracer *t)
 	if (!t)
 		return;
 	ring_buffer__free(t->rb);
-	for (int i = 0; i < t->ntls_links; i++)
-		bpf_link__destroy(t->tls_links[i]);
+	for (int i = 0; i < t->ntls; i++)
+		detach_links(&t->tls[i]);
 	katrace_bpf__destroy(t->skel);
 	free(t);
 }

@@ -19,28 +19,18 @@ struct kernel_features {
 	bool drop_reason;	/* kfree_skb has the drop reason: 5.17 */
 };
 
-/* A binary that may hold OpenSSL (a libssl, or an executable that links it
- * in), whose SSL_read/SSL_write calls are probed for pid (-1: every
- * process). */
-struct tls_binary {
-	char path[512];
-	pid_t pid;
-};
-
 struct tracer_opts {
 	const pid_t *tgids; /* owners to report; none = every process */
 	int ntgids;
 	uint16_t port;	    /* 0 = any */
 	uint64_t cgroup_id; /* cgroup v2 id, 0 = any */
 	uint32_t max_conns;
-	enum level level;	      /* LEVEL_CONN: no program per data call (README, "Levels") */
-	const char *btf_path;	      /* the tracepoints to assume, from this BTF instead
+	enum level level;     /* LEVEL_CONN: no program per data call (README, "Levels") */
+	const char *btf_path; /* the tracepoints to assume, from this BTF instead
 					   of /sys/kernel/btf/vmlinux: a test hook that
 					   shows katrace an older kernel (NULL: none) */
-	const struct tls_binary *tls; /* --level request: request lines inside TLS */
-	int ntls;
-	bool verbose; /* libbpf's own messages */
-	bool quiet;   /* keep errors for tracer_error() instead of printing */
+	bool verbose;	      /* libbpf's own messages */
+	bool quiet;	      /* keep errors for tracer_error() instead of printing */
 };
 
 typedef int (*event_fn)(void *ctx, const void *data, size_t len);
@@ -64,9 +54,15 @@ uint64_t tracer_counter(struct tracer *t, int slot);
 /* Names of optional features the kernel lacked, for the start-up note. */
 const char *tracer_fallbacks(struct tracer *t);
 const struct kernel_features *tracer_features(const struct tracer *t);
-/* How many of the TLS binaries given for pid (-1: for every process) the
- * uprobes attached to (those without SSL_write are not OpenSSL's). */
-int tracer_tls_probed(const struct tracer *t, pid_t pid);
+/* --level request: the request lines inside TLS. Probes OpenSSL's
+ * SSL_read/SSL_write calls in the binary at path (a libssl, or an
+ * executable that links it in) for process pid (-1: every process that
+ * runs it). 1: attached; 0: no OpenSSL there (no SSL_write), or another
+ * level; -1: MAX_TLS_ATTACHMENTS are attached. */
+#define MAX_TLS_ATTACHMENTS 64
+int tracer_attach_tls(struct tracer *t, const char *path, pid_t pid);
+/* Detaches those of process pid (it exited). */
+void tracer_detach_tls(struct tracer *t, pid_t pid);
 void kernel_features_print(FILE *out, const struct kernel_features *f);
 void tracer_close(struct tracer *t);
 

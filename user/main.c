@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "procfs.h"
 #include "session.h"
+#include "tlsprobe.h"
 
 #define MAX_PIDS 64
 
@@ -355,7 +356,7 @@ static bool targets_alive(const struct session *s)
 }
 
 /* Processes that began listening on a followed port: traced from now on. */
-static void follow_successors(struct tracer *t, const struct session *s)
+static void follow_successors(struct tracer *t, const struct session *s, struct tls_probes *tls)
 {
 	uint32_t followed[MAX_PIDS];
 	int n = session_followed(s, followed, MAX_PIDS), i, j;
@@ -369,6 +370,8 @@ static void follow_successors(struct tracer *t, const struct session *s)
 			continue;
 		env.tgids[env.ntgids++] = followed[i];
 		tracer_add_target(t, followed[i]);
+		if (tls)
+			tls_probe_process(tls, followed[i], false);
 		fprintf(stderr, "katrace: following pid %u, listening on a port it serves\n",
 			followed[i]);
 	}
@@ -417,11 +420,16 @@ static int report(struct session *s)
 }
 
 /* A live run: the tracer, the optional capture and metrics endpoint. */
+#define MAX_SEALED_NOTES 64
+
 struct live {
 	struct session *s;
 	struct tracer *t;
 	struct capture *cap;
 	struct endpoint *metrics;
+	struct tls_probes *tls;		   /* --level request */
+	uint32_t sealed[MAX_SEALED_NOTES]; /* processes told of as unprobed */
+	int nsealed;
 	uint64_t deadline, last_check, drops_seen, drain_until, last_metrics;
 };
 
@@ -492,49 +500,61 @@ static void seed_listeners(struct session *s, struct tracer *t)
 	}
 }
 
-#define MAX_TLS_BINARIES 32
-
-/* --level request: the binaries whose TLS library calls give the request
- * lines inside TLS, per traced process (with no -p, those of every one). */
-static int find_tls_binaries(struct tls_binary *out)
+/* --level request: the TLS library probes, at start on the traced
+ * processes (with no -p, on those that own TCP sockets). */
+static struct tls_probes *start_tls_probes(struct tracer *t)
 {
-	static char paths[MAX_TLS_BINARIES][PROCFS_PATH_LEN];
-	int i, j, n = 0, found;
+	static pid_t owners[MAX_PIDS * 64];
+	struct tls_probes *p;
+	int n = env.ntgids;
 
-	if (env.level != LEVEL_REQUEST)
-		return 0;
-	for (i = 0; i < (env.ntgids ? env.ntgids : 1); i++) {
-		pid_t pid = env.ntgids ? env.tgids[i] : 0;
+	if (env.level != LEVEL_REQUEST || !(p = tls_probes_new(t, env.ntgids > 0, env.verbose)))
+		return NULL;
+	if (!env.ntgids)
+		n = procfs_socket_owners(owners, sizeof(owners) / sizeof(owners[0]));
+	for (int i = 0; i < n; i++) {
+		pid_t pid = env.ntgids ? env.tgids[i] : owners[i];
 
-		found = procfs_tls_binaries(pid, paths, MAX_TLS_BINARIES - n);
-		for (j = 0; j < found; j++, n++) {
-			snprintf(out[n].path, sizeof(out[n].path), "%.511s", paths[j]);
-			out[n].pid = pid ? pid : -1;
-		}
+		if (!tls_probe_process(p, pid, false) && env.verbose)
+			fprintf(stderr,
+				"katrace: pid %d: no OpenSSL to probe (SSL_write not found)\n",
+				pid);
 	}
-	return n;
+	return p;
 }
 
-/* -v: what the TLS library probes reach. */
-static void note_tls(const struct tracer *t, int candidates)
+/* Said once per process: its TLS requests cannot be named. */
+static void note_sealed(struct live *l, const struct owner_seen *o)
 {
-	if (!env.ntgids)
-		fprintf(stderr, "katrace: TLS library probes: %d of %d binaries\n",
-			tracer_tls_probed(t, -1), candidates);
-	for (int i = 0; i < env.ntgids; i++)
-		if (!tracer_tls_probed(t, env.tgids[i]))
-			fprintf(stderr,
-				"katrace: note: pid %d: no OpenSSL to probe (SSL_write not found): "
-				"request lines inside TLS are not seen; its lost requests are "
-				"still counted\n",
-				env.tgids[i]);
+	if (l->nsealed == MAX_SEALED_NOTES)
+		return;
+	for (int i = 0; i < l->nsealed; i++)
+		if (l->sealed[i] == o->tgid)
+			return;
+	l->sealed[l->nsealed++] = o->tgid;
+	fprintf(stderr,
+		"katrace: note: %.16s[%u]: its TLS library cannot be probed (no OpenSSL "
+		"SSL_write in its executable or a libssl it maps: Go, BoringSSL, stripped): "
+		"its requests inside TLS are counted, not named\n",
+		o->comm, o->tgid);
+}
+
+/* The owners of connections seen since the last turn: their TLS library
+ * probed from now on. */
+static void probe_owners(struct live *l)
+{
+	struct owner_seen o[OWNERS_FRESH];
+	int n = session_take_owners(l->s, o, OWNERS_FRESH);
+
+	for (int i = 0; i < n; i++)
+		if (!tls_probe_process(l->tls, o[i].tgid, o[i].sealed) && o[i].sealed)
+			note_sealed(l, &o[i]);
 }
 
 /* Set-up: the tracer attached, the capture and endpoint open, signals
  * caught. -1 after saying why. */
 static int start_live(struct live *l)
 {
-	static struct tls_binary tls[MAX_TLS_BINARIES];
 	struct tracer_opts o = {
 		.tgids = env.tgids,
 		.ntgids = env.ntgids,
@@ -544,16 +564,13 @@ static int start_live(struct live *l)
 		.verbose = env.verbose,
 		.cgroup_id = env.cgroup_id,
 		.level = env.level,
-		.tls = tls,
-		.ntls = find_tls_binaries(tls),
 	};
 	char reasons[MAX_RST_REASONS][RST_REASON_LEN];
 
 	l->t = tracer_open(&o, session_event, l->s);
 	if (!l->t)
 		return -1;
-	if (env.verbose && env.level == LEVEL_REQUEST)
-		note_tls(l->t, o.ntls);
+	l->tls = start_tls_probes(l->t);
 	if (env.verbose)
 		kernel_features_print(stderr, tracer_features(l->t));
 	tracer_reset_reasons(l->t, reasons);
@@ -662,7 +679,9 @@ static bool tick(struct live *l)
 			       render_metrics, l);
 	handle_requests(l);
 	if (env.ntgids) /* before the new process's connections end */
-		follow_successors(l->t, l->s);
+		follow_successors(l->t, l->s, l->tls);
+	if (l->tls)
+		probe_owners(l);
 	now = now_ns(CLOCK_MONOTONIC);
 	session_tick(l->s, now);
 	if (env.metrics_file && now - l->last_metrics >= METRICS_FILE_PERIOD_NS) {
@@ -686,6 +705,8 @@ static int finish_live(struct live *l)
 	int err = 0;
 
 	tracer_poll(l->t, 0);
+	if (l->tls)
+		probe_owners(l);
 	session_finish(l->s);
 	run_counters(l->s, l->t, &n);
 	session_summary(l->s, &n);
@@ -711,6 +732,7 @@ static int finish_live(struct live *l)
 static void close_live(struct live *l)
 {
 	endpoint_close(l->metrics);
+	tls_probes_free(l->tls);
 	tracer_close(l->t);
 }
 

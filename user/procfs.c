@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +12,17 @@
 #include "procfs.h"
 
 #define MAX_LISTENING 1024
+#define MAX_SOCKETS   65536 /* of every state, for their owners */
 
-struct listening {
+struct tcp_socket {
 	unsigned long inode;
 	struct tuple t;
 };
 
-/* The LISTEN (state 0A) sockets of /proc/net/tcp or tcp6. */
-static int read_table(const char *path, int family, struct listening *out, int n, int max)
+/* The LISTEN (state 0A) sockets of /proc/net/tcp or tcp6, or (any_state)
+ * every one. */
+static int read_table(const char *path, int family, bool any_state, struct tcp_socket *out, int n,
+		      int max)
 {
 	char line[512], addr[64];
 	unsigned int port, state, i;
@@ -31,7 +35,7 @@ static int read_table(const char *path, int family, struct listening *out, int n
 		if (sscanf(line,
 			   " %*u: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s %*u %*u %lu",
 			   addr, &port, &state, &inode) != 4 ||
-		    state != 0x0A || !inode)
+		    (state != 0x0A && !any_state) || !inode)
 			continue;
 		memset(&out[n], 0, sizeof(out[n]));
 		out[n].inode = inode;
@@ -65,7 +69,7 @@ static void read_comm(pid_t pid, char *comm)
 }
 
 /* Process pid's descriptors that are one of the listening sockets. */
-static int match_fds(pid_t pid, const struct listening *l, int nl, struct listen_entry *out, int n,
+static int match_fds(pid_t pid, const struct tcp_socket *l, int nl, struct listen_entry *out, int n,
 		     int max)
 {
 	char path[64], link[64];
@@ -104,13 +108,13 @@ static int match_fds(pid_t pid, const struct listening *l, int nl, struct listen
 
 int procfs_listeners(pid_t pid, struct listen_entry *out, int max)
 {
-	static struct listening l[MAX_LISTENING];
+	static struct tcp_socket l[MAX_LISTENING];
 	struct dirent *d;
 	int nl, n = 0;
 	DIR *proc;
 
-	nl = read_table("/proc/net/tcp", AF_INET, l, 0, MAX_LISTENING);
-	nl = read_table("/proc/net/tcp6", AF_INET6, l, nl, MAX_LISTENING);
+	nl = read_table("/proc/net/tcp", AF_INET, false, l, 0, MAX_LISTENING);
+	nl = read_table("/proc/net/tcp6", AF_INET6, false, l, nl, MAX_LISTENING);
 	if (!nl)
 		return 0;
 	if (pid)
@@ -181,18 +185,69 @@ static int tls_binaries_of(pid_t pid, struct seen_files *seen, char (*out)[PROCF
 int procfs_tls_binaries(pid_t pid, char (*out)[PROCFS_PATH_LEN], int max)
 {
 	struct seen_files seen = {};
-	struct dirent *d;
-	DIR *dir;
-	int n = 0;
 
-	if (pid)
-		return tls_binaries_of(pid, &seen, out, 0, max);
-	dir = opendir("/proc");
+	return tls_binaries_of(pid, &seen, out, 0, max);
+}
+
+static int cmp_inode(const void *a, const void *b)
+{
+	unsigned long x = ((const struct tcp_socket *)a)->inode;
+	unsigned long y = ((const struct tcp_socket *)b)->inode;
+
+	return (x > y) - (x < y);
+}
+
+/* Process pid has a descriptor on one of the sockets (sorted by inode). */
+static bool owns_one(pid_t pid, const struct tcp_socket *l, int nl)
+{
+	char path[64], link[64];
+	struct tcp_socket key;
+	struct dirent *d;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
 	if (!dir)
-		return 0;
-	while ((d = readdir(dir)) && n < max)
-		if (isdigit((unsigned char)d->d_name[0]) && atoi(d->d_name) != getpid())
-			n = tls_binaries_of(atoi(d->d_name), &seen, out, n, max);
+		return false;
+	while (!found && (d = readdir(dir))) {
+		char fd_path[sizeof(path) + sizeof(d->d_name) + 1];
+		ssize_t len;
+
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, d->d_name);
+		len = readlink(fd_path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		found = sscanf(link, "socket:[%lu]", &key.inode) == 1 &&
+			bsearch(&key, l, nl, sizeof(*l), cmp_inode);
+	}
 	closedir(dir);
+	return found;
+}
+
+int procfs_socket_owners(pid_t *out, int max)
+{
+	static struct tcp_socket l[MAX_SOCKETS];
+	struct dirent *d;
+	int nl, n = 0;
+	DIR *proc;
+
+	nl = read_table("/proc/net/tcp", AF_INET, true, l, 0, MAX_SOCKETS);
+	nl = read_table("/proc/net/tcp6", AF_INET6, true, l, nl, MAX_SOCKETS);
+	qsort(l, nl, sizeof(l[0]), cmp_inode);
+	proc = opendir("/proc");
+	if (!nl || !proc) {
+		if (proc)
+			closedir(proc);
+		return 0;
+	}
+	while (n < max && (d = readdir(proc))) {
+		pid_t pid = atoi(d->d_name);
+
+		if (pid > 0 && pid != getpid() && owns_one(pid, l, nl))
+			out[n++] = pid;
+	}
+	closedir(proc);
 	return n;
 }

@@ -64,6 +64,7 @@ struct session {
 	int nserved;
 	struct held held[MAX_HELD];
 	int nheld;
+	struct owners owners; /* for the TLS library probes */
 };
 
 struct session *session_new(const struct session_opts *o)
@@ -372,6 +373,8 @@ static void on_listen(struct session *s, const struct owner_event *e)
 		owner_listeners_down(s, e);
 		return;
 	}
+	if (e->up)
+		owners_see(&s->owners, e->tgid, e->comm, false);
 	/* a port once followed stays followed: whoever listens on it next */
 	if (!is_followed(s, e->tgid) && !(l && l->followed))
 		return;
@@ -559,6 +562,7 @@ static void on_close(struct session *s, const struct conn_event *e)
 	}
 	r->c = e->c;
 	conn_read_http(&r->c, s->full_path, &r->http);
+	owners_see(&s->owners, r->c.tgid, r->c.comm, false);
 	r->closing = true;
 	/* the backend may still answer after the peer gave up: decided now */
 	r->gave_up = (r->c.closed_by == CLOSED_PEER_FIN || r->c.closed_by == CLOSED_PEER_RST) &&
@@ -576,6 +580,7 @@ static void on_destroy(struct session *s, const struct conn_event *e)
 	}
 	r->c = e->c;
 	conn_read_http(&r->c, s->full_path, &r->http);
+	owners_see(&s->owners, r->c.tgid, r->c.comm, conn_sealed(&r->c, &r->http));
 	conn_failed(s, r, e->h.ts_ns);
 	close_record(s, r, e->h.ts_ns);
 	remember(s, r, e->h.ts_ns);
@@ -894,6 +899,11 @@ void session_follow(struct session *s, uint32_t tgid)
 
 	record(s, &e);
 	follow(s, tgid);
+}
+
+int session_take_owners(struct session *s, struct owner_seen *out, int max)
+{
+	return owners_take(&s->owners, out, max);
 }
 
 int session_followed(const struct session *s, uint32_t *out, int max)

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "counters.h"
 #include "output.h"
+#include "owners.h"
 
 struct session_opts {
 	struct output out;  /* where records go, and how */
@@ -46,6 +47,9 @@ int session_event(void *ctx, const void *data, size_t len);
 void session_follow(struct session *s, uint32_t tgid);
 /* The processes followed so far (up to max into out); how many. */
 int session_followed(const struct session *s, uint32_t *out, int max);
+/* The owners of connections seen since the last call (each once, and once
+ * more when first seen sealed: owners.h), up to max into out; how many. */
+int session_take_owners(struct session *s, struct owner_seen *out, int max);
 /* tgid listened on a port katrace follows. */
 bool session_held_listener(const struct session *s, uint32_t tgid);
 /* The live run's clock went on with no event: what was held for the other
