@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,20 +45,25 @@ def check(cond, msg):
 
 
 def wait_line(proc, prefix, timeout=10.0, stream="stdout"):
-    """Read lines from proc's stream until one starts with prefix."""
+    """Read lines from proc's stream until one starts with prefix. A read
+    blocks: past the timeout, proc is killed, which ends it."""
     f = getattr(proc, stream)
-    deadline = time.time() + timeout
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
     seen = []
-    while time.time() < deadline:
-        line = f.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if line.startswith(prefix):
-            return line
-    raise Fail(f"no line starting {prefix!r} from {proc.args[0]}; got {seen!r}")
+    try:
+        while True:
+            line = f.readline()
+            if not line:
+                if proc.poll() is not None:
+                    break
+                continue
+            seen.append(line)
+            if line.startswith(prefix):
+                return line
+    finally:
+        watchdog.cancel()
+    raise Fail(f"no line starting {prefix!r} from {proc.args[0]} in {timeout} s; got {seen!r}")
 
 
 class Proc:
