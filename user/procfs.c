@@ -68,11 +68,25 @@ static void read_comm(pid_t pid, char *comm)
 		fclose(f);
 }
 
+/* The socket descriptor name in directory fd_dir (/proc/PID/fd) is on. */
+static bool socket_inode(const char *fd_dir, const char *name, unsigned long *inode)
+{
+	char fd_path[PROCFS_PATH_LEN], link[64];
+	ssize_t len;
+
+	snprintf(fd_path, sizeof(fd_path), "%s/%s", fd_dir, name);
+	len = readlink(fd_path, link, sizeof(link) - 1);
+	if (len <= 0)
+		return false;
+	link[len] = 0;
+	return sscanf(link, "socket:[%lu]", inode) == 1;
+}
+
 /* Process pid's descriptors that are one of the listening sockets. */
 static int match_fds(pid_t pid, const struct tcp_socket *l, int nl, struct listen_entry *out, int n,
 		     int max)
 {
-	char path[64], link[64];
+	char path[64];
 	struct dirent *d;
 	unsigned long inode;
 	DIR *dir;
@@ -83,15 +97,7 @@ static int match_fds(pid_t pid, const struct tcp_socket *l, int nl, struct liste
 	if (!dir)
 		return n;
 	while (n < max && (d = readdir(dir))) {
-		char fd_path[sizeof(path) + sizeof(d->d_name) + 1];
-		ssize_t len;
-
-		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, d->d_name);
-		len = readlink(fd_path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = 0;
-		if (sscanf(link, "socket:[%lu]", &inode) != 1)
+		if (!socket_inode(path, d->d_name, &inode))
 			continue;
 		for (i = 0; i < nl && n < max; i++) {
 			if (l[i].inode != inode)
@@ -200,7 +206,7 @@ static int cmp_inode(const void *a, const void *b)
 /* Process pid has a descriptor on one of the sockets (sorted by inode). */
 static bool owns_one(pid_t pid, const struct tcp_socket *l, int nl)
 {
-	char path[64], link[64];
+	char path[64];
 	struct tcp_socket key;
 	struct dirent *d;
 	bool found = false;
@@ -210,18 +216,9 @@ static bool owns_one(pid_t pid, const struct tcp_socket *l, int nl)
 	dir = opendir(path);
 	if (!dir)
 		return false;
-	while (!found && (d = readdir(dir))) {
-		char fd_path[sizeof(path) + sizeof(d->d_name) + 1];
-		ssize_t len;
-
-		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, d->d_name);
-		len = readlink(fd_path, link, sizeof(link) - 1);
-		if (len <= 0)
-			continue;
-		link[len] = 0;
-		found = sscanf(link, "socket:[%lu]", &key.inode) == 1 &&
+	while (!found && (d = readdir(dir)))
+		found = socket_inode(path, d->d_name, &key.inode) &&
 			bsearch(&key, l, nl, sizeof(*l), cmp_inode);
-	}
 	closedir(dir);
 	return found;
 }
