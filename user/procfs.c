@@ -54,6 +54,14 @@ static int read_table(const char *path, int family, bool any_state, struct tcp_s
 	return n;
 }
 
+/* Both tables, IPv4 then IPv6. */
+static int read_tables(bool any_state, struct tcp_socket *out, int max)
+{
+	int n = read_table("/proc/net/tcp", AF_INET, any_state, out, 0, max);
+
+	return read_table("/proc/net/tcp6", AF_INET6, any_state, out, n, max);
+}
+
 static void read_comm(pid_t pid, char *comm)
 {
 	char path[64];
@@ -119,8 +127,7 @@ int procfs_listeners(pid_t pid, struct listen_entry *out, int max)
 	int nl, n = 0;
 	DIR *proc;
 
-	nl = read_table("/proc/net/tcp", AF_INET, false, l, 0, MAX_LISTENING);
-	nl = read_table("/proc/net/tcp6", AF_INET6, false, l, nl, MAX_LISTENING);
+	nl = read_tables(false, l, MAX_LISTENING);
 	if (!nl)
 		return 0;
 	if (pid)
@@ -230,8 +237,7 @@ int procfs_socket_owners(pid_t *out, int max)
 	int nl, n = 0;
 	DIR *proc;
 
-	nl = read_table("/proc/net/tcp", AF_INET, true, l, 0, MAX_SOCKETS);
-	nl = read_table("/proc/net/tcp6", AF_INET6, true, l, nl, MAX_SOCKETS);
+	nl = read_tables(true, l, MAX_SOCKETS);
 	qsort(l, nl, sizeof(l[0]), cmp_inode);
 	proc = opendir("/proc");
 	if (!nl || !proc) {
