@@ -356,7 +356,7 @@ static bool targets_alive(const struct session *s)
 }
 
 /* Processes that began listening on a followed port: traced from now on. */
-static void follow_successors(struct tracer *t, const struct session *s, struct tls_probes *tls)
+static void follow_successors(struct tracer *t, const struct session *s)
 {
 	uint32_t followed[MAX_PIDS];
 	int n = session_followed(s, followed, MAX_PIDS), i, j;
@@ -370,8 +370,6 @@ static void follow_successors(struct tracer *t, const struct session *s, struct 
 			continue;
 		env.tgids[env.ntgids++] = followed[i];
 		tracer_add_target(t, followed[i]);
-		if (tls)
-			tls_probe_process(tls, followed[i], false);
 		fprintf(stderr, "katrace: following pid %u, listening on a port it serves\n",
 			followed[i]);
 	}
@@ -500,11 +498,13 @@ static void seed_listeners(struct session *s, struct tracer *t)
 	}
 }
 
+#define MAX_SOCKET_OWNERS 4096
+
 /* --level request: the TLS library probes, at start on the traced
  * processes (with no -p, on those that own TCP sockets). */
 static struct tls_probes *start_tls_probes(struct tracer *t)
 {
-	static pid_t owners[MAX_PIDS * 64];
+	static pid_t owners[MAX_SOCKET_OWNERS];
 	struct tls_probes *p;
 	int n = env.ntgids;
 
@@ -678,10 +678,10 @@ static bool tick(struct live *l)
 		endpoint_serve(l->metrics, pfd + 1, npfd - 1, now_ns(CLOCK_MONOTONIC) / 1000000,
 			       render_metrics, l);
 	handle_requests(l);
-	if (env.ntgids) /* before the new process's connections end */
-		follow_successors(l->t, l->s, l->tls);
-	if (l->tls)
+	if (l->tls) /* a successor's library too, before it is said to be followed */
 		probe_owners(l);
+	if (env.ntgids) /* before the new process's connections end */
+		follow_successors(l->t, l->s);
 	now = now_ns(CLOCK_MONOTONIC);
 	session_tick(l->s, now);
 	if (env.metrics_file && now - l->last_metrics >= METRICS_FILE_PERIOD_NS) {
