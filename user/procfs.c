@@ -168,10 +168,11 @@ static int add_binary(const char *path, struct seen_files *seen, char (*out)[PRO
 	return n + 1;
 }
 
-static int tls_binaries_of(pid_t pid, struct seen_files *seen, char (*out)[PROCFS_PATH_LEN], int n,
-			   int max)
+int procfs_tls_binaries(pid_t pid, char (*out)[PROCFS_PATH_LEN], int max)
 {
 	char path[PROCFS_PATH_LEN], line[PROCFS_PATH_LEN + 128];
+	struct seen_files seen = {};
+	int n = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
@@ -188,18 +189,11 @@ static int tls_binaries_of(pid_t pid, struct seen_files *seen, char (*out)[PROCF
 		if (strncmp(base, "libssl.so", 9))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, file);
-		n = add_binary(path, seen, out, n, max);
+		n = add_binary(path, &seen, out, n, max);
 	}
 	fclose(f);
 	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-	return add_binary(path, seen, out, n, max);
-}
-
-int procfs_tls_binaries(pid_t pid, char (*out)[PROCFS_PATH_LEN], int max)
-{
-	struct seen_files seen = {};
-
-	return tls_binaries_of(pid, &seen, out, 0, max);
+	return add_binary(path, &seen, out, n, max);
 }
 
 static int cmp_inode(const void *a, const void *b)
