@@ -24,12 +24,8 @@ GO_HTTPS = os.path.join(ROOT, "build", "https-go")	# make test builds it
 
 def make_cert(d):
     """A self-signed certificate and its key in directory d: their paths."""
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                    "/CN=localhost", "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
-    return cert, key
+    subprocess.run([os.path.join(ROOT, "tools", "make-cert"), d], check=True)
+    return os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
 
 
 class TlsNode(NodeServer):
