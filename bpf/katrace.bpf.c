@@ -1002,22 +1002,47 @@ static __always_inline void account_response(struct http_acct *h, const __u8 *fi
 	h->last_response_ns = now;
 }
 
-/* A call that starts a request: its first bytes are kept for user space
- * to read the request line from. */
-static __always_inline void account_request(struct http_acct *h, __u8 dir, __u8 bit, __u32 n,
-					    __u32 moved, const void *buf, __u64 now)
+/* A request starts, its first n bytes in last_req. */
+static __always_inline void request_started(struct http_acct *h, __u8 dir, __u32 n, __u32 moved,
+					    __u64 now)
 {
 	if (h->responses && h->last_response_ns && now - h->last_response_ns > h->max_reuse_gap_ns)
 		h->max_reuse_gap_ns = now - h->last_response_ns;
 	h->requests++;
 	h->req_dir = dir;
 	h->last_request_ns = now;
+	h->req_len = n;
+	if (moved < SPLIT_LINE_MAX)
+		h->partial |= 1 << dir;
+}
+
+/* A call that starts a request: its first bytes are kept for user space
+ * to read the request line from. */
+static __always_inline void account_request(struct http_acct *h, __u8 dir, __u32 n, __u32 moved,
+					    const void *buf, __u64 now)
+{
 	n = payload_size(n);
 	if (bpf_probe_read_user(h->last_req, n, buf))
 		n = 0;
-	h->req_len = n;
-	if (moved < SPLIT_LINE_MAX)
-		h->partial |= bit;
+	request_started(h, dir, n, moved, now);
+}
+
+/* The next request on a connection whose last one is answered: a request
+ * is all such a call can start, so it is read once, straight into the
+ * entry (anything else there only clears the answered request's bytes). */
+static __always_inline void account_next_request(struct http_acct *h, __u8 dir, __u32 n,
+						 __u32 moved, const void *buf, __u64 now)
+{
+	__u32 head;
+
+	n = payload_size(n);
+	if (n < 4 || bpf_probe_read_user(h->last_req, n, buf))
+		return;
+	head = *(const __u32 *)h->last_req;
+	if (http_start(head) && head != HEAD_HTTP)
+		request_started(h, dir, n, moved, now);
+	else
+		h->req_len = 0;
 }
 
 #define TLS_ALERT	       21
@@ -1100,7 +1125,25 @@ static __always_inline void account_message(struct http_acct *h, __u8 dir, const
 	else if (start && *(const __u32 *)first == HEAD_HTTP)
 		account_response(h, first, n, now);
 	else if (start)
-		account_request(h, dir, bit, n, moved, buf, now);
+		account_request(h, dir, n, moved, buf, now);
+}
+
+#define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
+
+/* Whether a call continues the request its direction is sending, decided
+ * before its buffer is touched: the request is unanswered, and the last
+ * call went the same way under 50 ms ago with nothing back since. Such a
+ * call carries the request's body, or a request pipelined behind it,
+ * which the responses count. Responses are always read: each has a
+ * status, and a server may send one unasked (a 408). */
+static __always_inline bool continues_request(const struct conn *c, __u8 dir, __u64 now)
+{
+	const struct http_acct *h = &c->http;
+	__u64 mine = dir == DIR_OUT ? c->last_send_ns : c->last_recv_ns;
+	__u64 other = dir == DIR_OUT ? c->last_recv_ns : c->last_send_ns;
+
+	return c->proto == PROTO_HTTP && dir == h->req_dir && h->requests > h->responses &&
+	       !(h->partial & (1 << dir)) && other < mine && now - mine < ACTIVE_NS;
 }
 
 /* Account for the HTTP/1.x message this call starts, in the connection's
@@ -1115,11 +1158,16 @@ static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64
 	const void *buf;
 	bool start;
 
-	if (c->proto == PROTO_OTHER || !wanted(c))
+	if (c->proto == PROTO_OTHER || !wanted(c) || continues_request(c, dir, now))
 		return false;
 	buf = syscall_buffer(&n, moved);
 	if (!buf || !n)
 		return false;
+	if (c->proto == PROTO_HTTP && dir == h->req_dir && h->requests &&
+	    h->requests == h->responses && !(h->partial & (1 << dir))) {
+		account_next_request(h, dir, n, moved, buf, now);
+		return false;
+	}
 	/* one read: the method or "HTTP", and a status code; or a TLS record
 	 * header, which OpenSSL reads on its own (5 bytes) */
 	if (n >= sizeof(first) ? bpf_probe_read_user(first, sizeof(first), buf) :
@@ -1319,7 +1367,6 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
 	}
 }
 
-#define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
 /* A jiffy is at most 10 ms (HZ >= 100): data received within this many
  * jiffies arrived within MIN_IDLE_MS. */
 #define ACTIVE_JIFFIES (MIN_IDLE_MS / 10)

@@ -70,6 +70,28 @@ def test_large_bodies():
     check(r["bytes_in"] > len(body), r)
 
 
+def test_body_that_looks_like_a_request_is_body():
+    """A request's body read on its own, that starts as a request would, is
+    the body: the call continues the unanswered request (nothing came
+    back since its head), so it neither counts nor names a request."""
+    fake = b"GET /inside-body HTTP/1.1\r\nHost: t\r\n\r\n"
+    with NodeServer(keepalive_ms=5000) as srv, Katrace("-p", str(srv.pid)) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(f"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {len(fake)}\r\n\r\n"
+                  .encode())
+        time.sleep(0.01)	# the head read on its own, the body a moment later
+        c.sendall(fake)
+        got = b""
+        while b"ok\n" not in got:
+            got += c.recv(65536)
+        port = local_port(c)
+        c.close()
+        r = one_close(kt, port)
+    check(got.startswith(b"HTTP/1.1 200"), got)
+    check(r["requests"] == 1 and r["last_request"] == "POST /upload", r)
+
+
 def test_non_http_and_tls_still_reported():
     with PyPeer("binary") as srv, Katrace("-p", str(srv.pid)) as kt:
         ports = []
