@@ -544,6 +544,13 @@ int BPF_PROG(on_set_state, const struct sock *sk, const int oldstate, const int 
 	return 0;
 }
 
+/* Whether the requests that arrive on a connection are kept (stash_arrival):
+ * on the server end of HTTP, in the clear or inside TLS. */
+static __always_inline bool keeps_arrivals(const struct conn *c)
+{
+	return (c->proto == PROTO_HTTP || c->proto == PROTO_TLS) && c->role == ROLE_SERVER;
+}
+
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_destroy, struct sock *sk)
 {
@@ -556,7 +563,7 @@ int BPF_PROG(on_destroy, struct sock *sk)
 		owner_acts(c);
 	fill_from_socket(c, sk, now);
 	emit_conn(EV_DESTROY, c, now);
-	if ((c->proto == PROTO_HTTP || c->proto == PROTO_TLS) && c->role == ROLE_SERVER)
+	if (keeps_arrivals(c))
 		bpf_map_delete_elem(&arrivals, &key);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
@@ -770,7 +777,7 @@ static __always_inline void fill_reset_payload(struct reset_event *e, const stru
 	if (e->sent && skb) {
 		e->seg_flags = skb_tcp_flags(skb);
 		fill_reset_segment(e, sk, skb);
-	} else if (e->sent && c && (c->proto == PROTO_HTTP || c->proto == PROTO_TLS)) {
+	} else if (e->sent && c && keeps_arrivals(c)) {
 		fill_reset_arrival(e, sk, e->sk);
 	} else if (!e->sent && e->sk_kind == SK_KIND_FULL && e->sk_state != TCP_SYN_SENT) {
 		fill_reset_unacked(e, sk);
@@ -1058,11 +1065,18 @@ static __always_inline void account_next_request(struct http_acct *h, __u8 dir, 
  * inner type and a 16-byte AEAD tag (RFC 8446 5.2). */
 #define TLS13_ALERT_RECORD (5 + 2 + 1 + 16)
 
+/* Whether the bytes at first start a TLS record of this type (major version
+ * 3, from SSL 3.0 to TLS 1.3). */
+static __always_inline bool tls_record(const __u8 *first, __u8 type)
+{
+	return first[0] == type && first[1] == 3;
+}
+
 /* A connection's first bytes as a TLS ClientHello record (read by OpenSSL,
  * only its 5-byte header). */
 static __always_inline bool tls_client_hello(const __u8 *first, __u32 n)
 {
-	return n >= TLS_RECORD_HEADER && first[0] == TLS_HANDSHAKE && first[1] == 3 &&
+	return n >= TLS_RECORD_HEADER && tls_record(first, TLS_HANDSHAKE) &&
 	       (n < 12 || first[5] == TLS_CLIENT_HELLO);
 }
 
@@ -1363,7 +1377,7 @@ static __always_inline void learn_proto(struct conn *c, __u32 head)
 		if (c->role == ROLE_UNKNOWN)
 			c->role = head == HEAD_HTTP ? ROLE_CLIENT : ROLE_SERVER;
 	} else if (c->start_ns) { /* a TLS handshake record, or something else */
-		c->proto = (head & 0xffff) == (TLS_HANDSHAKE | 3 << 8) ? PROTO_TLS : PROTO_OTHER;
+		c->proto = tls_record((const __u8 *)&head, TLS_HANDSHAKE) ? PROTO_TLS : PROTO_OTHER;
 	}
 }
 
@@ -1442,7 +1456,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	/* only the segment's bytes are left to read: not for a connection
 	 * they can tell nothing about */
 	learn = trace_level == LEVEL_CONN && c->proto == PROTO_UNKNOWN;
-	if (!learn && ((c->proto != PROTO_HTTP && c->proto != PROTO_TLS) || c->role != ROLE_SERVER))
+	if (!learn && !keeps_arrivals(c))
 		return;
 	payload = skb_payload(skb, &linear, &total);
 	if (!payload || total < 4)
@@ -1457,7 +1471,7 @@ static __always_inline void stash_arrival(const struct sock *sk, const struct sk
 	if (first || c->role != ROLE_SERVER)
 		return;
 	if (c->proto == PROTO_HTTP ? http_start(head) :
-	    c->proto == PROTO_TLS  ? (head & 0xffff) == (TLS_APPLICATION | 3 << 8) :
+	    c->proto == PROTO_TLS  ? tls_record((const __u8 *)&head, TLS_APPLICATION) :
 				     false)
 		keep_arrival(c, sk, key, skb, payload, linear, total, seq[0]);
 }
