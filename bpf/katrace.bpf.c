@@ -197,7 +197,7 @@ static __always_inline bool wanted(const struct conn *c)
 {
 	if (!port_wanted(&c->t))
 		return false;
-	if (filter_pid && !bpf_map_lookup_elem(&target_tgids, &c->tgid))
+	if (filter_pid && !c->in_targets)
 		return false;
 	if (filter_cgroup && !c->in_cgroup)
 		return false;
@@ -241,6 +241,9 @@ static __always_inline void set_owner(struct conn *c)
 	bpf_get_current_comm(c->comm, sizeof(c->comm));
 	if (filter_cgroup)
 		c->in_cgroup = in_cgroup_tree();
+	/* decided once per owner, as the cgroup is: wanted() runs on every call */
+	if (filter_pid)
+		c->in_targets = !!bpf_map_lookup_elem(&target_tgids, &tgid);
 	if (c->role == ROLE_SERVER) /* a server's exit can fail requests; a client's not */
 		note_owner(tgid);
 }

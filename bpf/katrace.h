@@ -128,7 +128,9 @@ struct conn {
 				   socket's own jiffies stamps at the event */
 	__u8 tls_plain;	     /* PROTO_TLS: HTTP counted from the plaintext the
 				TLS library handled (uprobes), not from exchanges */
-	__u8 _pad2[3];
+	__u8 in_targets;     /* the owner was a -p target (or followed) when it
+				took the connection */
+	__u8 _pad2[2];
 	__u8 states[MAX_STATES]; /* TCP_* values, first is the state at start */
 	char comm[TASK_COMM_LEN];
 	struct http_acct http;
