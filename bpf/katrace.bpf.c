@@ -1147,6 +1147,16 @@ static __always_inline void account_message(struct http_acct *h, __u8 dir, const
 
 #define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
 
+/* Whether a call goes the way an HTTP connection's requests have gone,
+ * with no start line left cut short that way. */
+static __always_inline bool requests_flow(const struct conn *c, __u8 dir)
+{
+	const struct http_acct *h = &c->http;
+
+	return c->proto == PROTO_HTTP && h->requests && dir == h->req_dir &&
+	       !(h->partial & (1 << dir));
+}
+
 /* Whether a call continues the request its direction is sending, decided
  * before its buffer is touched: the request is unanswered, and the last
  * call went the same way under 50 ms ago with nothing back since. Such a
@@ -1155,12 +1165,11 @@ static __always_inline void account_message(struct http_acct *h, __u8 dir, const
  * status, and a server may send one unasked (a 408). */
 static __always_inline bool continues_request(const struct conn *c, __u8 dir, __u64 now)
 {
-	const struct http_acct *h = &c->http;
 	__u64 mine = dir == DIR_OUT ? c->last_send_ns : c->last_recv_ns;
 	__u64 other = dir == DIR_OUT ? c->last_recv_ns : c->last_send_ns;
 
-	return c->proto == PROTO_HTTP && dir == h->req_dir && h->requests > h->responses &&
-	       !(h->partial & (1 << dir)) && other < mine && now - mine < ACTIVE_NS;
+	return requests_flow(c, dir) && c->http.requests > c->http.responses && other < mine &&
+	       now - mine < ACTIVE_NS;
 }
 
 /* Account for the HTTP/1.x message this call starts, in the connection's
@@ -1180,8 +1189,7 @@ static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64
 	buf = syscall_buffer(&n, moved);
 	if (!buf || !n)
 		return false;
-	if (c->proto == PROTO_HTTP && dir == h->req_dir && h->requests &&
-	    h->requests == h->responses && !(h->partial & (1 << dir))) {
+	if (requests_flow(c, dir) && h->requests == h->responses) {
 		account_next_request(h, dir, n, moved, buf, now);
 		return false;
 	}
