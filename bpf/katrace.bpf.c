@@ -1043,12 +1043,14 @@ static __always_inline void account_request(struct http_acct *h, __u8 dir, __u32
 static __always_inline void account_next_request(struct http_acct *h, __u8 dir, __u32 n,
 						 __u32 moved, const void *buf, __u64 now)
 {
-	__u32 head;
+	__u32 head = 0;
 
 	n = payload_size(n);
-	if (n < 4 || bpf_probe_read_user(h->last_req, n, buf))
+	if (n < 4)
 		return;
-	head = *(const __u32 *)h->last_req;
+	/* a failed read zeroes last_req: then its answered request is gone too */
+	if (!bpf_probe_read_user(h->last_req, n, buf))
+		head = *(const __u32 *)h->last_req;
 	if (http_start(head) && head != HEAD_HTTP)
 		request_started(h, dir, n, moved, now);
 	else
