@@ -6,8 +6,10 @@
 // Paths that shape a failure: /status/NNN answers NNN, /close answers
 // without keep-alive, /slow/MS answers after MS ms, /crash exits (code 1)
 // as an uncaught error would, with whatever else is in flight.
-// X-Idle-Ms says how long the connection idled before this request, since
-// the end of the previous response: the race lab aims its gaps with it.
+// With REPORT_IDLE=1, X-Idle-Ms says how long the connection idled before
+// this request, since the end of the previous response: the race lab aims
+// its gaps with it (off elsewhere, so that the bench's server is plain).
+const reportIdle = process.env.REPORT_IDLE === '1';
 const fs = require('fs');
 const [port, keepAliveMs, host] = [+process.argv[2] || 0, +process.argv[3], process.argv[4] || '127.0.0.1'];
 const tls = process.env.TLS_CERT && { cert: fs.readFileSync(process.env.TLS_CERT),
@@ -15,10 +17,12 @@ const tls = process.env.TLS_CERT && { cert: fs.readFileSync(process.env.TLS_CERT
 const serve = (handler) => tls ? require('https').createServer(tls, handler) :
 				 require('http').createServer(handler);
 const server = serve((req, res) => {
-	const sock = req.socket;
-	if (sock.answeredAt !== undefined)
-		res.setHeader('X-Idle-Ms', (performance.now() - sock.answeredAt).toFixed(1));
-	res.on('finish', () => { sock.answeredAt = performance.now(); });
+	if (reportIdle) {
+		const sock = req.socket;
+		if (sock.answeredAt !== undefined)
+			res.setHeader('X-Idle-Ms', (performance.now() - sock.answeredAt).toFixed(1));
+		res.on('finish', () => { sock.answeredAt = performance.now(); });
+	}
 	req.resume();	// drain any body
 	req.on('end', () => {
 		if (req.url.startsWith('/crash')) process.exit(1);
