@@ -120,11 +120,13 @@ def test_connection_open_before_start_adopted():
         with Katrace("--level", "conn", "-p", str(srv.pid)) as kt:
             time.sleep(0.3)
             http_request(reused, "/second")
+            t_answer = time.monotonic()
             wait_eof(quiet)	# Node closes it after 3 s idle
             quiet.sendall(lost_paths.LOST_REQ)
             time.sleep(0.1)
             quiet.close()
             wait_eof(reused)
+            idle_ms = (time.monotonic() - t_answer) * 1000	# Node's timer may fire late
             lost = lost_paths.only_lost(kt)
             closes = {r["raddr"].rsplit(":", 1)[1]: r for r in kt.records()}
     check(lost["request"] == "POST /lost/7?…" and lost["pid"] == srv.pid, lost)
@@ -133,7 +135,7 @@ def test_connection_open_before_start_adopted():
           q["role"] == "unknown" and q["pid"] == srv.pid, closes)
     r = closes.get(ports[1])
     check(r and r["role"] == "server" and r["closed_by"] == "local-fin" and
-          abs(r["idle_ms"] - 3000) < 15, closes)
+          abs(r["idle_ms"] - idle_ms) <= 20, (idle_ms, closes))
 
 
 def test_non_http_connections_not_analyzed():
