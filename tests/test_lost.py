@@ -26,11 +26,13 @@ def only_lost(kt):
 def backend_closes_then_client_writes(delay_s, expect_reason, level=None):
     with NodeServer(keepalive_ms=100) as srv, Katrace("-p", str(srv.pid), level=level) as kt:
         c = socket.create_connection(("127.0.0.1", srv.port))
+        t_first = time.monotonic()
         http_request(c, "/first")
         t_fin, _ = wait_eof(c)	# the backend's FIN has arrived
         time.sleep(delay_s)
         t_write = time.monotonic()
         c.sendall(LOST_REQ)
+        t_written = time.monotonic()
         port = local_port(c)
         time.sleep(0.1)
         c.close()
@@ -40,7 +42,11 @@ def backend_closes_then_client_writes(delay_s, expect_reason, level=None):
     check(lost["reset_reason"] == reset_reason(expect_reason), lost)
     check(lost["pid"] == srv.pid and lost["role"] == "server", lost)
     check(lost["raddr"].endswith(f":{port}") and lost["laddr"].endswith(f":{srv.port}"), lost)
-    check(abs(lost["close_to_request_ms"] - (t_write - t_fin) * 1000) <= 20, lost)
+    # The backend closed after it answered the first request and before the
+    # client woke to its FIN; the client wakes late under emulation (30 ms
+    # on 6.1 in CI), so the kernel's time is bounded, not compared.
+    check((t_write - t_fin) * 1000 - 1 <= lost["close_to_request_ms"] <= (t_written - t_first) * 1000 + 1,
+          (lost, t_first, t_fin, t_write, t_written))
     check(abs(lost["idle_ms"] - close["idle_ms"]) < 0.2, (lost, close))
     return lost
 
