@@ -20,6 +20,8 @@
 #define AF_INET6    10
 #define IPPROTO_TCP 6
 #define MSG_PEEK    2
+#define MSG_ZEROCOPY 0x4000000
+#define MSG_FASTOPEN 0x20000000
 #define PF_EXITING  0x00000004 /* include/linux/sched.h: macros are not in BTF */
 #define TCPHDR_SYN  0x02
 #define TCPHDR_RST  0x04
@@ -945,12 +947,105 @@ enum {
 };
 #endif
 
+/* Where a data call's bytes are read: the caller's buffer, or, for a send,
+ * the kernel's copy of them; n of them contiguous there. */
+struct call_bytes {
+	const void *buf;
+	__u32 n;
+	bool kernel;
+};
+
+/* Copies size bytes of a call's (size bounded by the caller). */
+static __always_inline long read_call(void *dst, __u32 size, const void *buf, bool kernel)
+{
+	return kernel ? bpf_probe_read_kernel(dst, size, buf) : bpf_probe_read_user(dst, size, buf);
+}
+
+/* The registers the caller entered the syscall in progress with. */
+static __always_inline struct pt_regs *syscall_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+/* A socket field: a direct load through the trusted pointer tp where the
+ * hook gave one, else a read through sk (sys_exit's, found through the
+ * file table). */
+#define SOCK_FIELD(tp, sk, field)                                                             \
+	((tp) ? (tp)->field : BPF_CORE_READ((const struct tcp_sock *)(sk), field))
+
+#define GFP_DIRECT_RECLAIM_6_1 0x400u
+#define GFP_MEMALLOC_6_1       0x20000u
+
+/* Whether TCP copies this socket's sends to the sending thread's page
+ * fragment: a socket of TCP's own (no kTLS or other upper layer, no
+ * sockmap), connected (not a Fast Open SYN's data), that uses the thread's
+ * fragment (sk_use_task_frag from Linux 6.2; before, any socket whose
+ * allocations may sleep, gfpflags_normal_context() with 6.1's flags). */
+static __always_inline bool sends_through_task_frag(const struct tcp_sock *tp,
+						    const struct sock *sk)
+{
+	int state = SOCK_FIELD(tp, sk, inet_conn.icsk_inet.sk.__sk_common.skc_state);
+
+	if (SOCK_FIELD(tp, sk, inet_conn.icsk_ulp_ops) ||
+	    SOCK_FIELD(tp, sk, inet_conn.icsk_inet.sk.sk_user_data) ||
+	    (state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT))
+		return false;
+	if (bpf_core_field_exists(sk->sk_use_task_frag))
+		return SOCK_FIELD(tp, sk, inet_conn.icsk_inet.sk.sk_use_task_frag);
+	return (SOCK_FIELD(tp, sk, inet_conn.icsk_inet.sk.sk_allocation) &
+		(GFP_DIRECT_RECLAIM_6_1 | GFP_MEMALLOC_6_1)) == GFP_DIRECT_RECLAIM_6_1;
+}
+
+/* The bytes a send call just gave TCP, in kernel memory. TCP copies a
+ * call's data to the end of the calling thread's page fragment
+ * (current->task_frag), so they are its last moved bytes, unless the call
+ * spilled into a new page. Read there, a vectored send's pieces lie in a
+ * row and need no read of its iovec, and a kernel read costs less than a
+ * read of the caller's memory. Not for calls that copy nothing there:
+ * zero-copy and Fast Open sends, sendfile and splice, and the sockets
+ * sends_through_task_frag() leaves out. */
+static __always_inline bool sent_in_kernel(const struct tcp_sock *tp, const struct sock *sk,
+					   struct pt_regs *regs, __u32 moved, struct call_bytes *b)
+{
+	struct {
+		__u64 page; /* struct page_frag's first fields, the page as a number */
+		__u32 offset;
+	} frag;
+	unsigned long flags = 0;
+
+	if (!page_va_offset)
+		return false;
+	switch (SYSCALL_NR(regs)) {
+	case NR_WRITE:
+	case NR_WRITEV:
+		break;
+	case NR_SENDTO:
+		flags = SYSCALL_ARG4(regs);
+		break;
+	case NR_SENDMSG:
+		flags = SYSCALL_ARG3(regs);
+		break;
+	default:
+		return false;
+	}
+	if (flags & (MSG_ZEROCOPY | MSG_FASTOPEN) || !sends_through_task_frag(tp, sk))
+		return false;
+	if (bpf_probe_read_kernel(&frag, sizeof(frag), &bpf_get_current_task_btf()->task_frag) ||
+	    !frag.page || frag.offset < moved)
+		return false;
+	b->buf = (const void *)(frag.page * (page_size / bpf_core_type_size(struct page)) +
+				page_va_offset + frag.offset - moved);
+	b->n = moved;
+	b->kernel = true;
+	return true;
+}
+
 /* The user buffer of the send/recv-family call in progress, and how many
  * bytes of it are contiguous. NULL for calls without one (sendfile, splice,
  * io_uring). The registers are the caller's at syscall entry. */
-static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved)
+static __always_inline const void *syscall_buffer(struct pt_regs *regs, __u32 *contiguous,
+						  __u32 moved)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	struct iovec iov;
 	struct user_msghdr msg;
 	unsigned long arg = SYSCALL_ARG2(regs);
@@ -984,10 +1079,11 @@ static __always_inline const void *syscall_buffer(__u32 *contiguous, __u32 moved
  * start the previous call kept. A subprogram of its own: inlined into
  * sys_exit's program, Linux 6.1's verifier lost m's bound where clang
  * spilled it. */
-static __noinline void account_continued(struct http_acct *h, __u8 dir, __u8 bit, __u32 n,
-					 const void *buf)
+static __noinline void account_continued(struct http_acct *h, __u8 dir, __u32 n, const void *buf,
+					 bool kernel)
 {
 	__u64 off = h->req_len, m = n;
+	__u8 bit = 1 << dir;
 
 	if (off >= SPLIT_LINE_MAX || dir != h->req_dir)
 		return;
@@ -995,7 +1091,7 @@ static __noinline void account_continued(struct http_acct *h, __u8 dir, __u8 bit
 		m = MAX_PAYLOAD - 32;
 	barrier_var(m);
 	/* off < SPLIT_LINE_MAX <= 32: the mask shows the verifier the bound */
-	if (!bpf_probe_read_user(h->last_req + (off & 31), m, buf))
+	if (!read_call(h->last_req + (off & 31), m, buf, kernel))
 		h->req_len = off + m;
 	if (off + m < SPLIT_LINE_MAX)
 		h->partial |= bit;
@@ -1028,11 +1124,12 @@ static __always_inline void request_started(struct http_acct *h, __u8 dir, __u32
 
 /* A call that starts a request: its first bytes are kept for user space
  * to read the request line from. */
-static __always_inline void account_request(struct http_acct *h, __u8 dir, __u32 n, __u32 moved,
-					    const void *buf, __u64 now)
+static __always_inline void account_request(struct http_acct *h, __u8 dir, __u32 moved,
+					    const struct call_bytes *b, __u64 now)
 {
-	n = payload_size(n);
-	if (bpf_probe_read_user(h->last_req, n, buf))
+	__u32 n = payload_size(b->n);
+
+	if (read_call(h->last_req, n, b->buf, b->kernel))
 		n = 0;
 	request_started(h, dir, n, moved, now);
 }
@@ -1040,16 +1137,15 @@ static __always_inline void account_request(struct http_acct *h, __u8 dir, __u32
 /* The next request on a connection whose last one is answered: a request
  * is all such a call can start, so it is read once, straight into the
  * entry (anything else there only clears the answered request's bytes). */
-static __always_inline void account_next_request(struct http_acct *h, __u8 dir, __u32 n,
-						 __u32 moved, const void *buf, __u64 now)
+static __always_inline void account_next_request(struct http_acct *h, __u8 dir, __u32 moved,
+						 const struct call_bytes *b, __u64 now)
 {
-	__u32 head = 0;
+	__u32 head = 0, n = payload_size(b->n);
 
-	n = payload_size(n);
 	if (n < 4)
 		return;
 	/* a failed read zeroes last_req: then its answered request is gone too */
-	if (!bpf_probe_read_user(h->last_req, n, buf))
+	if (!read_call(h->last_req, n, b->buf, b->kernel))
 		head = *(const __u32 *)h->last_req;
 	if (http_start(head) && head != HEAD_HTTP)
 		request_started(h, dir, n, moved, now);
@@ -1132,7 +1228,7 @@ static __always_inline bool account_tls(struct conn *c, __u8 dir, const __u8 *fi
 /* The HTTP/1.x message a call's bytes start (first: the first of them),
  * or continue. */
 static __always_inline void account_message(struct http_acct *h, __u8 dir, const __u8 *first,
-					    bool start, __u32 n, __u32 moved, const void *buf,
+					    bool start, __u32 moved, const struct call_bytes *b,
 					    __u64 now)
 {
 	__u8 bit = 1 << dir;
@@ -1140,11 +1236,11 @@ static __always_inline void account_message(struct http_acct *h, __u8 dir, const
 
 	h->partial &= ~bit;
 	if (cont && !start)
-		account_continued(h, dir, bit, n, buf);
+		account_continued(h, dir, b->n, b->buf, b->kernel);
 	else if (start && *(const __u32 *)first == HEAD_HTTP)
-		account_response(h, first, n, now);
+		account_response(h, first, b->n, now);
 	else if (start)
-		account_request(h, dir, n, moved, buf, now);
+		account_request(h, dir, moved, b, now);
 }
 
 #define ACTIVE_NS (MIN_IDLE_MS * 1000000ULL)
@@ -1174,32 +1270,48 @@ static __always_inline bool continues_request(const struct conn *c, __u8 dir, __
 	       now - mine < ACTIVE_NS;
 }
 
+/* Where the bytes of the call in progress are read: a send's in the
+ * kernel where they can be, else the caller's buffer. */
+static __always_inline bool call_bytes_of(const struct tcp_sock *tp, const struct sock *sk,
+					  __u8 dir, __u32 moved, struct call_bytes *b)
+{
+	struct pt_regs *regs = syscall_regs();
+
+	if (dir == DIR_OUT && sent_in_kernel(tp, sk, regs, moved, b))
+		return true;
+	b->kernel = false;
+	b->buf = syscall_buffer(regs, &b->n, moved);
+	return b->buf && b->n;
+}
+
 /* Account for the HTTP/1.x message this call starts, in the connection's
  * entry: no event per message. Other calls, and other protocols, cost one
  * 4-byte read. Returns true for a call that moved no data of the
- * connection's own (a TLS alert). */
-static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64 now)
+ * connection's own (a TLS alert). sk: the socket, tp: the same as a
+ * trusted pointer where the hook gave one. */
+static __always_inline bool account(struct conn *c, const struct tcp_sock *tp,
+				    const struct sock *sk, __u8 dir, __u32 moved, __u64 now)
 {
 	struct http_acct *h = &c->http;
 	__u8 first[12] __attribute__((aligned(4))) = {};
-	__u32 head, n = 0;
-	const void *buf;
+	struct call_bytes b = {};
+	__u32 head, n;
 	bool start;
 
 	if (c->proto == PROTO_OTHER || !wanted(c) || continues_request(c, dir, now))
 		return false;
-	buf = syscall_buffer(&n, moved);
-	if (!buf || !n)
+	if (!call_bytes_of(tp, sk, dir, moved, &b))
 		return false;
 	if (requests_flow(c, dir) && h->requests == h->responses) {
-		account_next_request(h, dir, n, moved, buf, now);
+		account_next_request(h, dir, moved, &b, now);
 		return false;
 	}
 	/* one read: the method or "HTTP", and a status code; or a TLS record
 	 * header, which OpenSSL reads on its own (5 bytes) */
-	if (n >= sizeof(first) ? bpf_probe_read_user(first, sizeof(first), buf) :
-	    n >= 5	       ? bpf_probe_read_user(first, 5, buf) :
-	    n >= 4	       ? bpf_probe_read_user(first, 4, buf) :
+	n = b.n;
+	if (n >= sizeof(first) ? read_call(first, sizeof(first), b.buf, b.kernel) :
+	    n >= 5	       ? read_call(first, 5, b.buf, b.kernel) :
+	    n >= 4	       ? read_call(first, 4, b.buf, b.kernel) :
 				 0)
 		return false;
 	if (c->proto == PROTO_TLS)
@@ -1221,7 +1333,7 @@ static __always_inline bool account(struct conn *c, __u8 dir, __u32 moved, __u64
 	}
 	if (start)
 		c->proto = PROTO_HTTP;
-	account_message(h, dir, first, start, n, moved, buf, now);
+	account_message(h, dir, first, start, moved, &b, now);
 	return false;
 }
 
@@ -1235,6 +1347,7 @@ static __always_inline void account_plaintext(struct conn *c, __u8 dir, const vo
 					      __u64 now)
 {
 	__u8 first[12] __attribute__((aligned(4))) = {};
+	struct call_bytes b = { .buf = buf, .n = n };
 	bool start;
 
 	if (n < sizeof(first) || bpf_probe_read_user(first, sizeof(first), buf))
@@ -1248,7 +1361,7 @@ static __always_inline void account_plaintext(struct conn *c, __u8 dir, const vo
 		c->http.requests = c->http.responses = 0;
 		c->tls_plain = 1;
 	}
-	account_message(&c->http, dir, first, start, n, n, buf, now);
+	account_message(&c->http, dir, first, start, n, &b, now);
 }
 
 /* A TLS connection's socket call: a write claims the thread's pending
@@ -1279,8 +1392,10 @@ static __always_inline void tls_join(struct conn *c, __u64 sk, __u8 dir, __u64 n
 }
 
 /* A send or receive call that moved data, in the caller's context, at
- * time now. */
-static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 dir, __u64 now)
+ * time now. tp: sk as a trusted pointer, NULL where the hook found it
+ * through the file table. */
+static __always_inline void on_data(struct sock *sk, const struct tcp_sock *tp, int ret, int flags,
+				    __u8 dir, __u64 now)
 {
 	struct conn *c;
 
@@ -1292,7 +1407,7 @@ static __always_inline void on_data(struct sock *sk, int ret, int flags, __u8 di
 		return;
 	if (tls_probes && c->proto == PROTO_TLS)
 		tls_join(c, (__u64)sk, dir, now);
-	if (account(c, dir, ret, now))
+	if (account(c, tp, sk, dir, ret, now))
 		return;
 	if (dir == DIR_OUT)
 		c->last_send_ns = now;
@@ -1310,7 +1425,7 @@ static __always_inline void on_length(struct sock *sk, int ret, int flags, __u8 
 	struct tcp_sock *tp;
 
 	if (ret > 0 && (tp = bpf_skc_to_tcp_sock(sk)))
-		on_data(sk, ret, flags, dir, tp->tcp_mstamp * 1000);
+		on_data(sk, tp, ret, flags, dir, tp->tcp_mstamp * 1000);
 }
 
 SEC("tp_btf/sock_send_length")
@@ -1375,7 +1490,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock || BPF_CORE_READ(sock, file) != file)
 		return 0;
-	on_data(BPF_CORE_READ(sock, sk), ret, flags, dir, bpf_ktime_get_ns());
+	on_data(BPF_CORE_READ(sock, sk), NULL, ret, flags, dir, bpf_ktime_get_ns());
 	return 0;
 }
 

@@ -223,6 +223,32 @@ def test_error_bad_arguments():
         check(p.returncode != 0 and "invalid" in p.stderr, (args, p.stderr))
 
 
+def vectored_request(*katrace_args):
+    """A request written by one vectored send (sendmsg of three pieces) on a
+    connection of this process: (the response's start, its close record)."""
+    with NodeServer(keepalive_ms=5000) as srv, \
+            Katrace(*katrace_args, "-p", str(os.getpid())) as kt:
+        c = socket.create_connection(("127.0.0.1", srv.port))
+        c.sendmsg([b"GET /vec", b"tored/pa", b"th HTTP/1.1\r\nHost: t\r\n\r\n"])
+        got = c.recv(65536)
+        c.close()
+        r = by_rport(kt.records(), srv.port)
+    return got, r
+
+
+def check_vectored_request(got, r):
+    check(got.startswith(b"HTTP/1.1 200"), got)
+    check(r["role"] == "client" and r["requests"] == 1 and
+          r["last_request"] == "GET /vectored/path" and r["last_status"] == 200, r)
+
+
+def test_vectored_send_named_whole():
+    """A request written by one vectored send is named whole on the sending
+    end: its bytes are read from TCP's copy of them, where the pieces lie in
+    a row (the caller's first iovec holds only "GET /vec")."""
+    check_vectored_request(*vectored_request())
+
+
 def test_fallback_without_sock_length_tracepoints():
     """A kernel before 6.5 (no sock_send_length/sock_recv_length), shown to
     katrace through a BTF that lacks them: data timing and HTTP come from the
@@ -239,5 +265,8 @@ def test_fallback_without_sock_length_tracepoints():
             t_resp = http_request(c, "/b")
             t_close, _ = wait_eof(c)
             r = by_rport(kt.records(), local_port(c))
+        # a vectored send is read from TCP's copy at the syscall's exit too
+        vectored = vectored_request("--btf", f.name)
     check(r["requests"] == 2 and r["last_request"] == "GET /b" and r["last_status"] == 200, r)
     check(abs(r["idle_ms"] - (t_close - t_resp) * 1000) <= 20, r)
+    check_vectored_request(*vectored)
