@@ -16,15 +16,15 @@
 #include "pages.bpf.h"
 #include "core_fixes.bpf.h"
 
-#define AF_INET	    2
-#define AF_INET6    10
-#define IPPROTO_TCP 6
-#define MSG_PEEK    2
+#define AF_INET	     2
+#define AF_INET6     10
+#define IPPROTO_TCP  6
+#define MSG_PEEK     2
 #define MSG_ZEROCOPY 0x4000000
 #define MSG_FASTOPEN 0x20000000
-#define PF_EXITING  0x00000004 /* include/linux/sched.h: macros are not in BTF */
-#define TCPHDR_SYN  0x02
-#define TCPHDR_RST  0x04
+#define PF_EXITING   0x00000004 /* include/linux/sched.h: macros are not in BTF */
+#define TCPHDR_SYN   0x02
+#define TCPHDR_RST   0x04
 
 /* Set by the loader before load. */
 const volatile __u16 filter_port = 0;	/* local or remote port, 0 = any */
@@ -970,7 +970,7 @@ static __always_inline struct pt_regs *syscall_regs(void)
 /* A socket field: a direct load through the trusted pointer tp where the
  * hook gave one, else a read through sk (sys_exit's, found through the
  * file table). */
-#define SOCK_FIELD(tp, sk, field)                                                             \
+#define SOCK_FIELD(tp, sk, field) \
 	((tp) ? (tp)->field : BPF_CORE_READ((const struct tcp_sock *)(sk), field))
 
 #define GFP_DIRECT_RECLAIM_6_1 0x400u
@@ -1033,8 +1033,7 @@ static __always_inline bool sent_in_kernel(const struct tcp_sock *tp, const stru
 	if (bpf_probe_read_kernel(&frag, sizeof(frag), &bpf_get_current_task_btf()->task_frag) ||
 	    !frag.page || frag.offset < moved)
 		return false;
-	b->buf = (const void *)(frag.page * (page_size / bpf_core_type_size(struct page)) +
-				page_va_offset + frag.offset - moved);
+	b->buf = (const void *)(page_address(frag.page, page_va_offset) + frag.offset - moved);
 	b->n = moved;
 	b->kernel = true;
 	return true;

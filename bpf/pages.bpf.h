@@ -103,6 +103,13 @@ static __always_inline __u64 page_va(const struct sock *sk)
 	return page_va_offset;
 }
 
+/* The direct-map address of a struct page, its pointer taken as a number,
+ * given page_va_offset. */
+static __always_inline __u64 page_address(__u64 page, __u64 base)
+{
+	return page * (page_size / bpf_core_type_size(struct page)) + base;
+}
+
 /* skb_frag_t: struct bio_vec before Linux 6.8, struct skb_frag after, both
  * {page, len, offset}. */
 struct frag_layout {
@@ -140,8 +147,7 @@ static __always_inline __u32 read_pages(const struct sock *sk, const struct sk_b
 			barrier_var(n); /* kept apart, so that the verifier sees both bounds */
 			if (n > want)
 				n = want;
-			va = f.page * (page_size / bpf_core_type_size(struct page)) + base +
-			     f.offset + off;
+			va = page_address(f.page, base) + f.offset + off;
 			return bpf_probe_read_kernel(dst, n, (void *)va) ? 0 : n;
 		}
 		off -= f.len;
